@@ -1,0 +1,51 @@
+"""modelplane: ML model serving on AWS EKS as typed Pulumi components.
+
+Build a whole estate from a stack's config (``Estate`` + ``load_estate``), or
+use the parts in your own stacks: ``ServingCluster``, ``NodeGroup`` /
+``GpuNodeGroup``, ``ModelApi`` and ``AutoscalingPolicy``, each with a typed
+args dataclass, and the config models they take.
+"""
+
+from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, hpa_behavior
+from .config import (
+    ApiConfig,
+    AutoscalingConfig,
+    ClusterConfig,
+    ConfigError,
+    EstateConfig,
+    NodeGroupConfig,
+    load_stack_file,
+    parse_estate,
+)
+from .estate import Estate, load_estate
+from .gpu_node_group import GpuNodeGroup
+from .model_api import ModelApi, ModelApiArgs
+from .node_group import NodeGroup, NodeGroupArgs
+from .placement import Placement
+from .serving_cluster import ServingCluster, ServingClusterArgs
+
+__all__ = [
+    "ApiConfig",
+    "AutoscalingConfig",
+    "AutoscalingPolicy",
+    "AutoscalingPolicyArgs",
+    "ClusterConfig",
+    "ConfigError",
+    "Estate",
+    "EstateConfig",
+    "GpuNodeGroup",
+    "ModelApi",
+    "ModelApiArgs",
+    "NodeGroup",
+    "NodeGroupArgs",
+    "NodeGroupConfig",
+    "Placement",
+    "ServingCluster",
+    "ServingClusterArgs",
+    "hpa_behavior",
+    "load_estate",
+    "load_stack_file",
+    "parse_estate",
+]
+
+__version__ = "0.1.0"

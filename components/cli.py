@@ -1,0 +1,224 @@
+"""The ``modelplane`` command: offline plan, render and validation of stacks.
+
+``plan`` and ``render`` run the real Pulumi program in ``infra/`` under the
+Pulumi SDK's mock engine: no cloud account, no credentials, no Pulumi CLI.
+A config error exits with code 2, prints every problem on stderr, and
+registers and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ConfigError, EstateConfig, duration_seconds, effective_update_strategy
+from .offline import Plan, find_project, kubernetes_objects, load_config, normalize, run_stack
+
+__all__ = ["main"]
+
+EXIT_CONFIG = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="modelplane", description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, default=None,
+                        help="project directory (holds Pulumi.yaml); default: the current directory or a parent")
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="run the program offline and print the estate")
+    plan.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
+    render = commands.add_parser("render", help="write every Kubernetes object and resources.json")
+    render.add_argument("--stack", required=True)
+    render.add_argument("--out", type=Path, required=True, help="output directory")
+    validate = commands.add_parser("validate", help="validate one stack file, or all of them")
+    validate.add_argument("--stack", default=None)
+    commands.add_parser("schema", help="print the JSON Schema of a stack file")
+    commands.add_parser("reference", help="print the config reference (Markdown)")
+    args = parser.parse_args(argv)
+
+    try:
+        project = find_project(args.project)
+    except FileNotFoundError as exc:
+        if args.command in ("schema", "reference"):
+            project = Path.cwd()
+        else:
+            print(f"modelplane: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        if args.command == "plan":
+            print(format_plan(run_stack(args.stack, project)))
+        elif args.command == "render":
+            return _render(project, args.stack, args.out)
+        elif args.command == "validate":
+            return _validate(project, args.stack)
+        elif args.command == "schema":
+            from .reference import json_schema
+            print(json.dumps(json_schema(), indent=2))
+        elif args.command == "reference":
+            from .reference import config_reference
+            print(config_reference())
+    except ConfigError as exc:
+        print(exc.render(), file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+# --------------------------------------------------------------------------- validate
+
+def _validate(project: Path, stack: str | None) -> int:
+    stacks = [stack] if stack else sorted(p.name[len("Pulumi."):-len(".yaml")]
+                                          for p in (project / "stacks").glob("Pulumi.*.yaml"))
+    failed = 0
+    for name in stacks:
+        try:
+            _, estate = load_config(project, name)
+        except ConfigError as exc:
+            print(exc.render(), file=sys.stderr)
+            failed += 1
+            continue
+        print(f"ok  {estate.source}: cluster {estate.cluster.name}, {len(estate.node_groups)} node group(s), "
+              f"{len(estate.apis)} API(s)")
+        for warning in estate.warnings:
+            print(f"    warning: {warning}")
+    return EXIT_CONFIG if failed else 0
+
+
+# --------------------------------------------------------------------------- render
+
+def _render(project: Path, stack: str, out: Path) -> int:
+    # Validate first: a broken stack writes nothing at all.
+    load_config(project, stack)
+    plan = run_stack(stack, project)
+    objects = list(kubernetes_objects(plan))
+    k8s_dir = out / "k8s"
+    if k8s_dir.exists():
+        shutil.rmtree(k8s_dir)
+    k8s_dir.mkdir(parents=True)
+    for obj in objects:
+        meta = obj["metadata"]
+        folder = k8s_dir / meta.get("namespace", "_cluster")
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{obj['kind'].lower()}-{meta['name']}.yaml"
+        path.write_text(yaml.safe_dump(_sorted(obj), sort_keys=False), encoding="utf-8")
+    resources = {
+        "stack": plan.stack,
+        "source": plan.config.source,
+        "resources": [r.as_json() for r in plan.resources],
+        "outputs": {k: ("[secret]" if k in plan.secret_outputs else normalize(v)) for k, v in plan.outputs.items()},
+    }
+    (out / "resources.json").write_text(json.dumps(resources, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {len(objects)} Kubernetes objects to {k8s_dir} and {len(plan.resources)} resources "
+          f"to {out / 'resources.json'}")
+    return 0
+
+
+def _sorted(obj: dict[str, Any]) -> dict[str, Any]:
+    """apiVersion, kind, metadata first, then everything in key order (stable files, readable diffs)."""
+    def deep(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: deep(value[k]) for k in sorted(value)}
+        if isinstance(value, list):
+            return [deep(v) for v in value]
+        return value
+    head = ("apiVersion", "kind", "metadata")
+    return {**{k: deep(obj[k]) for k in head}, **{k: deep(obj[k]) for k in sorted(obj) if k not in head}}
+
+
+# --------------------------------------------------------------------------- plan
+
+def format_plan(plan: Plan) -> str:
+    """The estate as a person reads it: resources by type, the component tree, the API table."""
+    estate = plan.config
+    lines = [
+        f"modelplane plan: stack {plan.stack} ({estate.source}), cluster {estate.cluster.name}, "
+        f"region {estate.region}, Kubernetes {estate.cluster.kubernetes_version}",
+        "offline run of infra/ under the Pulumi mock engine: no cloud calls were made",
+        "",
+        f"Resources by type ({len(plan.resources)})",
+    ]
+    counts = Counter(r.type for r in plan.resources)
+    width = max(map(len, counts), default=0)
+    lines += [f"  {t.ljust(width)}  {n:>4}" for t, n in sorted(counts.items())]
+    lines += ["", "Component tree"]
+    lines += _tree(plan)
+    lines += ["", "Node groups"]
+    lines += _table(["group", "instance types", "capacity", "nodes", "GPUs/node"], [
+        [name, ", ".join(g.instance_types), g.capacity_type, f"{g.min_size}-{g.max_size}",
+         str(estate.gpus_per_node(name)) if g.gpu else "-"]
+        for name, g in estate.node_groups.items()])
+    lines += ["", "Model APIs"]
+    lines += _table(["api", "image", "replicas", "GPUs", "scaling", "surge/unavail", "node group"],
+                    [_api_row(estate, name) for name in estate.apis])
+    lines += ["", "Outputs"]
+    for key, value in plan.outputs.items():
+        shown = "[secret]" if key in plan.secret_outputs else json.dumps(normalize(value))
+        lines.append(f"  {key}: {shown}")
+    if estate.warnings:
+        lines += ["", "Warnings"] + [f"  - {w}" for w in estate.warnings]
+    return "\n".join(lines)
+
+
+def _api_row(estate: EstateConfig, name: str) -> list[str]:
+    api = estate.apis[name]
+    scaling = api.autoscaling
+    surge, unavailable = effective_update_strategy(api)
+    behaviour = (f"up x{scaling.max_upscale_factor:g}/{duration_seconds(scaling.upscale_stabilization_period)}s, "
+                 f"down x{scaling.max_downscale_factor:g}/{duration_seconds(scaling.downscale_stabilization_period)}s")
+    image = api.image.rsplit("/", 1)[-1]
+    if "@sha256:" in image:
+        image = image[:image.index("@sha256:") + 20] + "…"
+    return [name, image, f"{scaling.min_replicas}-{scaling.max_replicas}",
+            str(api.compute.gpu or "-"), f"{scaling.metric} {scaling.target_utilization}% ({behaviour})",
+            f"{surge}/{unavailable}", api.node_group]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    if not rows:
+        return ["  (none)"]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    def fmt(row: list[str]) -> str:
+        return "  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+    return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
+
+
+def _tree(plan: Plan) -> list[str]:
+    children: dict[str, list[Any]] = {}
+    for r in plan.resources:
+        children.setdefault(r.parent, []).append(r)
+    roots = [r for r in plan.resources if r.parent not in {x.urn for x in plan.resources}]
+    lines: list[str] = []
+
+    def walk(resource: Any, prefix: str, last: bool, depth: int) -> None:
+        branch = "" if depth == 0 else ("└─ " if last else "├─ ")
+        kids = children.get(resource.urn, [])
+        label = f"{_short(resource.type)} {resource.name}"
+        components = [k for k in kids if not k.custom and k.type.startswith("modelplane:")]
+        leaves = [k for k in kids if k not in components]
+        if leaves:
+            label += "  [" + ", ".join(f"{n} {t}" if n > 1 else t for t, n in
+                                       Counter(_short(k.type) for k in leaves).items()) + "]"
+        lines.append("  " + prefix + branch + label)
+        extension = "" if depth == 0 else ("   " if last else "│  ")
+        for index, kid in enumerate(components):
+            walk(kid, prefix + extension, index == len(components) - 1, depth + 1)
+
+    for root in roots:
+        walk(root, "", True, 0)
+    return lines
+
+
+def _short(type_: str) -> str:
+    """``kubernetes:apps/v1:Deployment`` -> ``Deployment``; ``modelplane:index:ModelApi`` -> ``ModelApi``."""
+    name = type_.rsplit(":", 1)[-1]
+    return "EksCluster" if type_ == "eks:index:Cluster" else "K8sProvider" if type_.startswith("pulumi:providers") \
+        else name
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,692 @@
+"""The estate config model: what a stack file (``stacks/Pulumi.<stack>.yaml``) may say.
+
+Every field's name, type, default and doc live here once; the YAML keys
+(camelCase), the README's config reference and the JSON Schema are generated
+from these models. Unknown keys are errors.
+
+Single-field rules (types, ranges, patterns) are pydantic constraints; rules
+that relate fields (``minReplicas <= maxReplicas``, "the API's node group
+exists", "the GPU API fits on the group's nodes") live in :func:`parse_estate`
+so that every problem in a file is reported at once with its key path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic.alias_generators import to_camel
+
+from . import catalog
+
+__all__ = [
+    "NAMESPACE",
+    "ApiConfig",
+    "AutoscalingConfig",
+    "ClusterConfig",
+    "ComputeConfig",
+    "ConfigError",
+    "EndpointConfig",
+    "EstateConfig",
+    "Issue",
+    "NodeGroupConfig",
+    "ProbeConfig",
+    "SystemNodeGroupConfig",
+    "TaintConfig",
+    "UpdateStrategyConfig",
+    "VpcConfig",
+    "config_from_pulumi",
+    "duration_seconds",
+    "load_stack_file",
+    "parse_estate",
+]
+
+NAMESPACE = "modelplane"
+"""The Pulumi config namespace every estate key lives in (``modelplane:<key>``)."""
+
+KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
+"""EKS Kubernetes versions modelplane renders and validates against."""
+
+RESERVED_GROUP = "system"
+"""Node-group name taken by the cluster's add-on group."""
+
+GPU_AMI_TYPES = ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA")
+CPU_AMI_TYPES = ("AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "BOTTLEROCKET_x86_64",
+                 "BOTTLEROCKET_ARM_64")
+
+
+# --------------------------------------------------------------------------- value types
+
+def _number_to_str(value: Any) -> Any:
+    # YAML reads `cpu: 1` as an int; Kubernetes quantities are strings.
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
+CpuQuantity = Annotated[str, BeforeValidator(_number_to_str),
+                        StringConstraints(pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")]
+MemQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h)$")]
+IntOrPercent = Annotated[int, Field(ge=0)] | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}%$")]
+Cidr = Annotated[IPv4Network, Field(strict=False)]
+LabelKey = Annotated[str, StringConstraints(
+    pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+    max_length=253)]
+LabelValue = Annotated[str, StringConstraints(
+    pattern=r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$", max_length=63)]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in a config duration such as ``"90s"``, ``"5m"`` or ``"1h"``."""
+    unit = {"s": 1, "m": 60, "h": 3600}[value[-1]]
+    return int(value[:-1]) * unit
+
+
+class _Model(BaseModel):
+    # Strict: a YAML string where a number belongs is an error, not a guess.
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=False,
+                              strict=True, frozen=True, use_attribute_docstrings=True)
+
+
+# --------------------------------------------------------------------------- cluster
+
+class VpcConfig(_Model):
+    """The network the cluster runs in: a new VPC (``cidr``, ``availabilityZones``) or an existing one (``id`` plus subnet ids)."""
+
+    cidr: Cidr = IPv4Network("10.0.0.0/16")
+    """CIDR block of a new VPC, a /16 to /20. Each AZ gets a private subnet (1/8 of it) and a small public one."""
+    availability_zones: int = Field(3, ge=2, le=6)
+    """How many availability zones a new VPC spans (2-6)."""
+    nat_gateways: Literal["single", "perAz"] = "single"
+    """NAT gateways of a new VPC: one shared (cheaper) or one per AZ (survives an AZ outage)."""
+    id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]+$")
+    """Id of an existing VPC to use instead of creating one; needs ``privateSubnetIds``."""
+    private_subnet_ids: list[Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]+$")]] = []
+    """Existing private subnets (two AZs at least) for nodes and internal load balancers."""
+    public_subnet_ids: list[Annotated[str, StringConstraints(pattern=r"^subnet-[0-9a-f]+$")]] = []
+    """Existing public subnets for internet-facing load balancers (optional)."""
+
+
+class EndpointConfig(_Model):
+    """Who can reach the Kubernetes API server."""
+
+    public: bool = True
+    """Expose the API server endpoint on the internet (restricted by ``publicAccessCidrs``)."""
+    private: bool = True
+    """Expose the API server endpoint inside the VPC (nodes always use it when on)."""
+    public_access_cidrs: list[Cidr] = [IPv4Network("0.0.0.0/0")]
+    """CIDR blocks allowed to reach the public endpoint. Narrow this for production."""
+
+
+class SystemNodeGroupConfig(_Model):
+    """The small on-demand CPU node group that runs cluster add-ons (CoreDNS, autoscaler, device plugin)."""
+
+    instance_type: str = Field("m6i.large", pattern=r"^[a-z0-9-]+\.[a-z0-9-]+$")
+    """EC2 instance type of the system nodes."""
+    min_size: int = Field(2, ge=1, le=20)
+    """Minimum system nodes (2 keeps add-ons available through a node loss)."""
+    max_size: int = Field(3, ge=1, le=20)
+    """Maximum system nodes."""
+
+
+class ClusterConfig(_Model):
+    """The EKS cluster: ``modelplane:cluster``."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
+    """EKS cluster name (lower case, digits, hyphens; 2-40 characters). Required; changing it replaces the cluster."""
+    kubernetes_version: Literal[KUBERNETES_VERSIONS] = "1.33"  # type: ignore[valid-type]
+    """Kubernetes minor version of the control plane; rendered objects are validated against it."""
+    vpc: VpcConfig = VpcConfig()
+    """Network settings."""
+    endpoint: EndpointConfig = EndpointConfig()
+    """API server endpoint access."""
+    system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
+    """The add-on node group."""
+    log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = [
+        "api", "audit", "authenticator"]
+    """Control-plane log types sent to CloudWatch."""
+    deletion_protection: bool = False
+    """Refuse to delete the EKS cluster until this is turned off (turn on for production)."""
+    tags: dict[Annotated[str, StringConstraints(max_length=128)],
+               Annotated[str, StringConstraints(max_length=256)]] = {}
+    """AWS tags put on every AWS resource of the estate."""
+
+
+# --------------------------------------------------------------------------- node groups
+
+class TaintConfig(_Model):
+    """A Kubernetes taint on every node of a group."""
+
+    key: LabelKey
+    """Taint key."""
+    value: LabelValue = ""
+    """Taint value."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+    """Taint effect."""
+
+
+class NodeGroupConfig(_Model):
+    """One EKS managed node group: an entry of ``modelplane:nodeGroups``, keyed by its name."""
+
+    instance_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+\.[a-z0-9-]+$")]] = Field(
+        min_length=1, max_length=20)
+    """EC2 instance types, most preferred first (several types make spot capacity easier to get). Required."""
+    gpu: bool = False
+    """NVIDIA GPU nodes: NVIDIA AMI, ``nvidia.com/gpu`` taint, GPU labels, device plugin."""
+    capacity_type: Literal["onDemand", "spot"] = "onDemand"
+    """On-demand or spot capacity."""
+    min_size: int = Field(1, ge=0, le=1000)
+    """Minimum nodes; 0 lets the group scale from zero."""
+    desired_size: int | None = Field(None, ge=0, le=1000)
+    """Nodes at creation (default: ``minSize``). Ignored afterwards: the cluster autoscaler owns it."""
+    max_size: int = Field(3, ge=1, le=1000)
+    """Maximum nodes."""
+    disk_size_gib: int = Field(100, ge=20, le=16384)
+    """Root volume size in GiB (encrypted gp3); model images are large."""
+    ami_type: Literal[GPU_AMI_TYPES + CPU_AMI_TYPES] | None = None  # type: ignore[valid-type]
+    """EKS AMI type (default: ``AL2023_x86_64_NVIDIA`` for GPU groups, ``AL2023_x86_64_STANDARD`` otherwise)."""
+    gpus_per_node: int | None = Field(None, ge=1, le=16)
+    """GPUs per node; derived from the instance type for known types, required otherwise."""
+    gpu_taint: bool = True
+    """Give GPU nodes the ``nvidia.com/gpu=true:NoSchedule`` taint so only GPU APIs land there."""
+    labels: dict[LabelKey, LabelValue] = {}
+    """Extra Kubernetes labels on the nodes."""
+    taints: list[TaintConfig] = []
+    """Extra Kubernetes taints on the nodes; APIs on this group tolerate them."""
+
+
+# --------------------------------------------------------------------------- model APIs
+
+class ComputeConfig(_Model):
+    """Resources one replica requests."""
+
+    cpu: CpuQuantity = "200m"
+    """CPU request (Kubernetes quantity, e.g. ``500m`` or ``2``)."""
+    mem: MemQuantity | None = None
+    """Memory request and limit (e.g. ``2Gi``); unset means no memory request."""
+    gpu: int = Field(0, ge=0, le=16)
+    """NVIDIA GPUs per replica (``nvidia.com/gpu``); needs a GPU node group."""
+
+
+class ProbeConfig(_Model):
+    """An HTTP readiness probe against the API's port."""
+
+    path: str = Field(pattern=r"^/[^\s]*$")
+    """HTTP path that answers 200 when the model is loaded and can serve. Required."""
+    period_seconds: int = Field(5, ge=1, le=300)
+    """Seconds between probes."""
+    timeout_seconds: int = Field(3, ge=1, le=120)
+    """Seconds before a probe counts as failed."""
+    failure_threshold: int = Field(3, ge=1, le=100)
+    """Consecutive failures before the replica is taken out of the Service."""
+    initial_delay_seconds: int = Field(0, ge=0, le=3600)
+    """Seconds after start before the first probe."""
+
+
+class AutoscalingConfig(_Model):
+    """How replicas scale (Cortex's knobs and defaults), rendered as a HorizontalPodAutoscaler."""
+
+    min_replicas: int = Field(1, ge=1, le=1000)
+    """Fewest replicas."""
+    max_replicas: int = Field(100, ge=1, le=1000)
+    """Most replicas."""
+    metric: Literal["cpu", "memory"] = "cpu"
+    """What replicas scale on: average CPU or memory utilisation of the requests."""
+    target_utilization: int = Field(70, ge=1, le=100)
+    """Target average utilisation, percent of the request."""
+    upscale_stabilization_period: Duration = "1m"
+    """Scale up only to the lowest recommendation of this trailing period (Cortex: 1m)."""
+    downscale_stabilization_period: Duration = "5m"
+    """Scale down only to the highest recommendation of this trailing period (Cortex: 5m)."""
+    max_upscale_factor: float = Field(1.5, gt=1.0, le=100.0, strict=False)
+    """Most a scale-up may multiply replicas by per minute (Cortex: 1.5)."""
+    max_downscale_factor: float = Field(0.75, gt=0.0, lt=1.0, strict=False)
+    """Least a scale-down may multiply replicas by per minute (Cortex: 0.75)."""
+
+
+class UpdateStrategyConfig(_Model):
+    """Rolling-update limits (Kubernetes ``maxSurge`` / ``maxUnavailable``, a count or a percent)."""
+
+    max_surge: IntOrPercent | None = None
+    """Extra replicas during a rollout (default ``25%``; GPU APIs ``1``)."""
+    max_unavailable: IntOrPercent | None = None
+    """Replicas that may be down during a rollout (default ``25%``; GPU APIs ``0``)."""
+
+
+class ApiConfig(_Model):
+    """One model served as an HTTP API: an entry of ``modelplane:apis``, keyed by its name."""
+
+    image: str = Field(pattern=r"^[^\s]+$")
+    """Container image with an explicit tag or digest. Required."""
+    node_group: DnsLabel
+    """Name of the node group (a key of ``modelplane:nodeGroups``) the replicas run on. Required."""
+    readiness_probe: ProbeConfig
+    """Readiness probe. Required: a rollout moves on only when new replicas are ready."""
+    port: int = Field(8080, ge=1024, le=65535)
+    """Container port the model server listens on (unprivileged: >= 1024)."""
+    command: list[str] | None = None
+    """Container entrypoint override."""
+    args: list[str] | None = None
+    """Container arguments override."""
+    env: dict[EnvName, str] = {}
+    """Environment variables (values are strings: quote numbers and booleans)."""
+    compute: ComputeConfig = ComputeConfig()
+    """Resources per replica."""
+    max_concurrency: int = Field(1, ge=1, le=10000)
+    """Requests one replica serves at once (Cortex: 1); given to the server as ``MODELPLANE_MAX_CONCURRENCY``."""
+    autoscaling: AutoscalingConfig = AutoscalingConfig()
+    """Autoscaling."""
+    update_strategy: UpdateStrategyConfig = UpdateStrategyConfig()
+    """Rolling-update limits."""
+
+
+# --------------------------------------------------------------------------- errors
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem in a stack file: where (key path), what was there, and what would be valid."""
+
+    path: tuple[str | int, ...]
+    message: str
+
+    def where(self) -> str:
+        key = str(self.path[0]) if self.path else NAMESPACE
+        for part in self.path[1:]:
+            key += f"[{part}]" if isinstance(part, int) else f".{part}"
+        return key
+
+
+class ConfigError(Exception):
+    """The stack file is invalid; carries every issue found, each with its key path."""
+
+    def __init__(self, source: str, issues: list[Issue]) -> None:
+        self.source = source
+        self.issues = issues
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"{self.source}: {len(self.issues)} problem(s) in the estate config:"]
+        lines += [f"  {self.source}: {issue.where()}: {issue.message}" for issue in self.issues]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the parsed estate
+
+@dataclass(frozen=True)
+class EstateConfig:
+    """A whole validated estate: what one stack file describes."""
+
+    source: str
+    """The stack file (or config source) it came from, for messages."""
+    region: str
+    """AWS region (``aws:region``)."""
+    cluster: ClusterConfig
+    node_groups: dict[str, NodeGroupConfig] = field(default_factory=dict)
+    apis: dict[str, ApiConfig] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """Things that are valid but worth a second look; the plan prints them."""
+
+    def gpus_per_node(self, group: str) -> int:
+        """GPUs on one node of ``group`` (0 for CPU groups)."""
+        return gpus_per_node(self.node_groups[group])
+
+    def max_surge(self, api: str) -> int | str:
+        """The API's effective ``maxSurge``."""
+        return effective_update_strategy(self.apis[api])[0]
+
+    def max_unavailable(self, api: str) -> int | str:
+        """The API's effective ``maxUnavailable``."""
+        return effective_update_strategy(self.apis[api])[1]
+
+
+def gpus_per_node(group: NodeGroupConfig) -> int:
+    """GPUs per node of a group: stated, else the smallest of its known instance types."""
+    if not group.gpu:
+        return 0
+    if group.gpus_per_node is not None:
+        return group.gpus_per_node
+    known = [catalog.lookup(t) for t in group.instance_types]
+    return min((t.gpus for t in known if t is not None), default=0)
+
+
+def effective_update_strategy(api: ApiConfig) -> tuple[int | str, int | str]:
+    """(maxSurge, maxUnavailable) after defaults: GPU APIs surge one replica and never go below desired."""
+    gpu = api.compute.gpu > 0
+    surge = api.update_strategy.max_surge
+    unavailable = api.update_strategy.max_unavailable
+    if surge is None:
+        surge = 1 if gpu else "25%"
+    if unavailable is None:
+        unavailable = 0 if gpu else "25%"
+    return surge, unavailable
+
+
+# --------------------------------------------------------------------------- loading
+
+_SECTIONS: dict[str, str] = {
+    "cluster": "ClusterConfig",
+    "nodeGroups": "NodeGroupConfig map",
+    "apis": "ApiConfig map",
+}
+
+
+def load_stack_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``config:`` map of a Pulumi stack file; YAML errors become a :class:`ConfigError` with the line."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [Issue((), f"cannot read the stack file: {exc.strerror}")]) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(source, [Issue((), f"{where}the file is not valid YAML ({problem})")]) from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError(source, [Issue((), "a stack file is a YAML mapping with a `config:` key")])
+    unknown = sorted(set(document) - {"config", "secretsprovider", "encryptedkey", "encryptionsalt",
+                                       "environment"})
+    if unknown:
+        raise ConfigError(source, [Issue((), f"unknown top-level key(s) {unknown}; a stack file "
+                                             "holds `config:` (and Pulumi's secrets settings)")])
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(source, [Issue(("config",), "must be a mapping of `namespace:key` to value")])
+    return config
+
+
+def config_from_pulumi() -> dict[str, Any]:
+    """The running Pulumi program's config as a stack file's ``config:`` map (objects decoded)."""
+    import pulumi.runtime.config as runtime_config
+
+    raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    decoded: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key.startswith(f"{NAMESPACE}:") and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        decoded[key] = value
+    return decoded
+
+
+def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
+    """Validate a stack's whole config map; raise :class:`ConfigError` with every issue found."""
+    issues: list[Issue] = []
+
+    def key(name: str) -> str:
+        return f"{NAMESPACE}:{name}"
+
+    for name in config:
+        if name.startswith(f"{NAMESPACE}:") and name[len(NAMESPACE) + 1:] not in _SECTIONS:
+            issues.append(Issue((name,), "unknown key; valid keys are "
+                                + ", ".join(key(s) for s in _SECTIONS)))
+
+    region = config.get("aws:region")
+    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region):
+        issues.append(Issue(("aws:region",), f"must be an AWS region such as us-east-1, got {region!r}"))
+
+    cluster = _validate(ClusterConfig, config.get(key("cluster")), (key("cluster"),), issues,
+                        required=True)
+    node_groups = _validate_map(NodeGroupConfig, config.get(key("nodeGroups"), {}),
+                                (key("nodeGroups"),), issues)
+    apis = _validate_map(ApiConfig, config.get(key("apis"), {}), (key("apis"),), issues)
+
+    raw_groups = config.get(key("nodeGroups"), {})
+    group_names = sorted(raw_groups) if isinstance(raw_groups, dict) else []
+    warnings: list[str] = []
+    if cluster is not None:
+        issues += _check_cluster(cluster, (key("cluster"),), warnings)
+    for name, group in node_groups.items():
+        if name == RESERVED_GROUP:
+            issues.append(Issue((key("nodeGroups"), name), f"{RESERVED_GROUP!r} is the cluster's own add-on "
+                                "group (cluster.systemNodeGroup); pick another name"))
+        issues += _check_node_group(group, (key("nodeGroups"), name))
+    for name, api in apis.items():
+        issues += _check_api(name, api, node_groups, group_names, (key("apis"), name))
+
+    if issues:
+        raise ConfigError(source, issues)
+    assert cluster is not None and isinstance(region, str)
+    return EstateConfig(source=source, region=region, cluster=cluster,
+                        node_groups=dict(sorted(node_groups.items())),
+                        apis=dict(sorted(apis.items())), warnings=warnings)
+
+
+def _validate(model: type[_Model], value: Any, path: tuple[str | int, ...], issues: list[Issue],
+              required: bool = False) -> Any:
+    if value is None:
+        if required:
+            issues.append(Issue(path, f"is required: the {model.__name__.removesuffix('Config').lower()} "
+                                      f"settings (required keys: {', '.join(_required_keys(model))})"))
+        return None
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        issues.extend(_issues_from_pydantic(model, exc, path))
+        return None
+
+
+def _validate_map(model: type[_Model], value: Any, path: tuple[str | int, ...],
+                  issues: list[Issue]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        issues.append(Issue(path, f"must be a mapping of name to settings, got {type(value).__name__}"))
+        return {}
+    parsed: dict[str, Any] = {}
+    for name, entry in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name) \
+                or len(name) > 40:
+            issues.append(Issue(path + (str(name),), "is not a valid name: use lower-case letters, digits "
+                                                    "and hyphens, starting with a letter, at most 40 "
+                                                    "characters (it names Kubernetes and AWS objects)"))
+            continue
+        result = _validate(model, entry if entry is not None else {}, path + (name,), issues)
+        if result is not None:
+            parsed[name] = result
+    return parsed
+
+
+def _required_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items() if f.is_required()]
+
+
+def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model class that owns the key at ``loc`` (for listing the valid keys there)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        by_alias = {f.alias or n: f for n, f in current.model_fields.items()}
+        found = by_alias.get(str(part))
+        if found is None:
+            return None
+        current = _inner_model(found.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        inner = _inner_model(arg)
+        if inner is not None:
+            return inner
+    return None
+
+
+def _issues_from_pydantic(model: type[BaseModel], exc: ValidationError,
+                          path: tuple[str | int, ...]) -> Iterator[Issue]:
+    seen: set[tuple[Any, ...]] = set()
+    for error in exc.errors(include_url=False):
+        loc = tuple(part for part in error["loc"]
+                    # pydantic names union branches in the loc; they are not keys.
+                    if not (isinstance(part, str) and ("[" in part or part in ("int", "str"))))
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            owner = _model_at(model, loc[:-1])
+            valid = ", ".join(f.alias or n for n, f in owner.model_fields.items()) if owner else ""
+            message = f"unknown key {loc[-1]!r}; valid keys here: {valid}"
+        elif kind == "missing":
+            message = "is required"
+            if (owner := _model_at(model, loc)) is not None:
+                message += f" (required keys: {', '.join(_required_keys(owner))})"
+        else:
+            message = f"{error['msg'].rstrip('.')}; got {_show(error.get('input'))}"
+        if (loc, message) in seen:
+            continue
+        seen.add((loc, message))
+        yield Issue(path + loc, message)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --------------------------------------------------------------------------- cross-field rules
+
+def _check_cluster(cluster: ClusterConfig, path: tuple[str | int, ...],
+                   warnings: list[str]) -> Iterator[Issue]:
+    vpc = cluster.vpc
+    vpc_path = path + ("vpc",)
+    if vpc.id is not None:
+        new_vpc_keys = sorted({"cidr", "availability_zones", "nat_gateways"} & vpc.model_fields_set)
+        if new_vpc_keys:
+            yield Issue(vpc_path, f"{', '.join(to_camel(k) for k in new_vpc_keys)} only apply to a new VPC; "
+                                  "remove them or remove `id`")
+        if len(vpc.private_subnet_ids) < 2:
+            yield Issue(vpc_path + ("privateSubnetIds",),
+                        f"an existing VPC needs at least two private subnets (in different AZs), "
+                        f"got {len(vpc.private_subnet_ids)}")
+    else:
+        if vpc.private_subnet_ids or vpc.public_subnet_ids:
+            yield Issue(vpc_path, "subnet ids need the existing VPC's `id`; without `id` modelplane "
+                                  "creates the VPC and its subnets")
+        if not 16 <= vpc.cidr.prefixlen <= 20:
+            yield Issue(vpc_path + ("cidr",), f"must be a /16 to /20 block, got {vpc.cidr}")
+    endpoint = cluster.endpoint
+    if not endpoint.public and not endpoint.private:
+        yield Issue(path + ("endpoint",), "public and private cannot both be false: nothing could reach "
+                                          "the API server")
+    if endpoint.public and IPv4Network("0.0.0.0/0") in endpoint.public_access_cidrs:
+        warnings.append(f"{'.'.join(map(str, path))}.endpoint: the public API endpoint is open to "
+                        "0.0.0.0/0; set publicAccessCidrs to your office/VPN ranges")
+    system = cluster.system_node_group
+    if system.min_size > system.max_size:
+        yield Issue(path + ("systemNodeGroup", "minSize"),
+                    f"minSize {system.min_size} is greater than maxSize {system.max_size}")
+
+
+def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...]) -> Iterator[Issue]:
+    if group.min_size > group.max_size:
+        yield Issue(path + ("minSize",), f"minSize {group.min_size} is greater than maxSize {group.max_size}")
+    if group.desired_size is not None and not group.min_size <= group.desired_size <= group.max_size:
+        yield Issue(path + ("desiredSize",), f"desiredSize {group.desired_size} must lie between minSize "
+                                             f"{group.min_size} and maxSize {group.max_size}")
+    if group.ami_type is not None:
+        wanted = GPU_AMI_TYPES if group.gpu else CPU_AMI_TYPES
+        if group.ami_type not in wanted:
+            yield Issue(path + ("amiType",), f"{group.ami_type} does not suit a {'GPU' if group.gpu else 'CPU'} "
+                                             f"group; use one of {', '.join(wanted)}")
+    if not group.gpu:
+        if group.gpus_per_node is not None:
+            yield Issue(path + ("gpusPerNode",), "only applies to GPU groups (`gpu: true`)")
+        return
+    for index, name in enumerate(group.instance_types):
+        known = catalog.lookup(name)
+        if known is not None and known.gpus == 0:
+            yield Issue(path + ("instanceTypes", index), f"{name} has no GPU; a GPU group needs GPU "
+                                                         "instance types (g4dn, g5, g6, g6e, p3, p4d, p5)")
+        elif known is None and group.gpus_per_node is None:
+            yield Issue(path + ("instanceTypes", index), f"modelplane does not know how many GPUs {name} "
+                                                         "has; set gpusPerNode for this group")
+
+
+def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], group_names: list[str],
+               path: tuple[str | int, ...]) -> Iterator[Issue]:
+    last = api.image.rsplit("/", 1)[-1]
+    if "@" not in last and (":" not in last or last.endswith(":latest")):
+        yield Issue(path + ("image",), f"{api.image!r} needs an explicit tag or digest other than latest "
+                                       "(e.g. repo/model:1.2.0): a moving tag makes rollouts invisible "
+                                       "to Pulumi diffs")
+    scaling = api.autoscaling
+    if scaling.min_replicas > scaling.max_replicas:
+        yield Issue(path + ("autoscaling", "maxReplicas"),
+                    f"maxReplicas {scaling.max_replicas} is less than minReplicas {scaling.min_replicas}")
+    for knob in ("upscale_stabilization_period", "downscale_stabilization_period"):
+        if duration_seconds(getattr(scaling, knob)) > 3600:
+            yield Issue(path + ("autoscaling", to_camel(knob)), "must be at most 1h (the Kubernetes limit)")
+    if scaling.metric == "memory" and api.compute.mem is None:
+        yield Issue(path + ("autoscaling", "metric"), "metric memory scales on a percent of the memory "
+                                                      "request; set compute.mem")
+    surge, unavailable = effective_update_strategy(api)
+    if surge in (0, "0%") and unavailable in (0, "0%"):
+        yield Issue(path + ("updateStrategy",), "maxSurge and maxUnavailable cannot both be 0: the "
+                                                "rollout could never make progress")
+    for key_name in api.env:
+        if key_name.startswith("MODELPLANE_"):
+            yield Issue(path + ("env", key_name), "the MODELPLANE_ prefix is reserved for variables "
+                                                  "modelplane sets")
+
+    group = groups.get(api.node_group)
+    if group is None:
+        if api.node_group not in group_names:
+            valid = ", ".join(group_names) or "none are declared"
+            yield Issue(path + ("nodeGroup",), f"node group {api.node_group!r} does not exist in "
+                                               f"modelplane:nodeGroups (declared: {valid})")
+        return
+    if api.compute.gpu > 0:
+        if not group.gpu:
+            gpu_groups = ", ".join(n for n, g in groups.items() if g.gpu) or "none are declared"
+            yield Issue(path + ("nodeGroup",), f"API {name!r} asks for {api.compute.gpu} GPU(s) but node "
+                                               f"group {api.node_group!r} has no GPUs (GPU groups: "
+                                               f"{gpu_groups})")
+        elif (per_node := gpus_per_node(group)) and api.compute.gpu > per_node:
+            yield Issue(path + ("compute", "gpu"), f"{api.compute.gpu} GPUs per replica do not fit on a node "
+                                                   f"of {api.node_group!r}, which has {per_node}")
+    smallest = min((t for t in map(catalog.lookup, group.instance_types) if t), default=None,
+                   key=lambda t: (t.vcpus, t.memory_gib))
+    if smallest is not None:
+        if _millicores(api.compute.cpu) > smallest.vcpus * 1000:
+            yield Issue(path + ("compute", "cpu"), f"{api.compute.cpu} CPU does not fit on a "
+                                                   f"{smallest.name} ({smallest.vcpus} vCPU)")
+        if api.compute.mem is not None and _gib(api.compute.mem) > smallest.memory_gib:
+            yield Issue(path + ("compute", "mem"), f"{api.compute.mem} does not fit on a {smallest.name} "
+                                                   f"({smallest.memory_gib:g} GiB)")
+
+
+def _millicores(cpu: str) -> float:
+    return float(cpu[:-1]) if cpu.endswith("m") else float(cpu) * 1000
+
+
+_MEM_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def _gib(mem: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", mem)
+    assert match is not None
+    number, unit = match.groups()
+    return float(number) * _MEM_UNITS.get(unit, 1) / 2**30

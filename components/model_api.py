@@ -1,0 +1,172 @@
+"""``ModelApi``: one model served as an HTTP API inside the cluster.
+
+Children: a Namespace (Pod Security "restricted" enforced), a ServiceAccount,
+the Deployment (the primary child, named after the API), a ClusterIP Service,
+a PodDisruptionBudget and an :class:`AutoscalingPolicy`. Names and selectors
+derive only from the API's name, never from its image, env or replica counts,
+so every such change is an in-place rolling update in the Pulumi diff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs
+from .config import ApiConfig, effective_update_strategy
+from .placement import GPU_RESOURCE, Placement
+
+__all__ = ["API_LABEL", "ModelApi", "ModelApiArgs", "SERVICE_PORT"]
+
+API_LABEL = "modelplane.io/api"
+"""The selector label: the API's name, and nothing that a rollout changes."""
+
+SERVICE_PORT = 80
+"""Port of the API's Service; it forwards to the container's named ``http`` port."""
+
+ROLLOUT_TIMEOUT = "20m"
+"""How long ``pulumi up`` waits for a rollout (a GPU node may have to start and pull a large image)."""
+
+
+@dataclass
+class ModelApiArgs:
+    """Inputs of a :class:`ModelApi`."""
+
+    spec: ApiConfig
+    """The API as the stack file declares it."""
+    placement: Placement
+    """The node group the replicas run on; gives node selector and tolerations."""
+    namespace: str | None = None
+    """Namespace to create and run in. Default: the API's name."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Extra labels for every object (never used in selectors)."""
+
+
+class ModelApi(pulumi.ComponentResource):
+    """An autoscaled, rolling-updated model server behind a Service."""
+
+    url: pulumi.Output[str]
+    """In-cluster URL of the API."""
+    namespace: pulumi.Output[str]
+    """Namespace the API runs in."""
+
+    def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelplane:index:ModelApi", name, None, opts)
+        spec = args.spec
+        namespace_name = args.namespace or name
+        selector = {API_LABEL: name}
+        labels = {**args.labels, "app.kubernetes.io/name": name, "app.kubernetes.io/component": "model-api",
+                  "app.kubernetes.io/managed-by": "modelplane", **selector}
+        child = pulumi.ResourceOptions(parent=self)
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={"name": namespace_name, "labels": {
+                **labels, "pod-security.kubernetes.io/enforce": "restricted",
+                "pod-security.kubernetes.io/enforce-version": "latest"}},
+            opts=child,
+        )
+        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        metadata = {"name": name, "namespace": namespace.metadata.name, "labels": labels}
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=metadata, automount_service_account_token=False, opts=in_namespace)
+        deployment = k8s.apps.v1.Deployment(
+            name,
+            metadata=metadata,
+            spec=deployment_spec(name, spec, args.placement, selector, labels, account.metadata.name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace],
+                                        custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT,
+                                                                              update=ROLLOUT_TIMEOUT)),
+        )
+        k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata=metadata,
+            spec={"type": "ClusterIP", "selector": selector,
+                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]},
+            opts=in_namespace,
+        )
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=metadata,
+            spec={
+                # Drains (node upgrades, spot reclaims, scale-down) take one replica at a time; a
+                # crash-looping replica never blocks a drain.
+                "maxUnavailable": 1,
+                "selector": {"matchLabels": selector},
+                "unhealthyPodEvictionPolicy": "AlwaysAllow",
+            },
+            opts=in_namespace,
+        )
+        AutoscalingPolicy(
+            f"{name}-autoscaling",
+            AutoscalingPolicyArgs(target=name, namespace=namespace.metadata.name, spec=spec.autoscaling,
+                                  labels=labels),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
+        )
+        self.namespace = namespace.metadata.name
+        self.url = pulumi.Output.concat("http://", name, ".", self.namespace, ".svc.cluster.local")
+        self.register_outputs({"url": self.url, "namespace": self.namespace})
+
+
+def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: dict[str, str],
+                    labels: dict[str, str], service_account: pulumi.Input[str]) -> dict[str, Any]:
+    """The Deployment ``spec`` of an API (no ``replicas``: the autoscaler owns that field)."""
+    max_surge, max_unavailable = effective_update_strategy(spec)
+    probe = spec.readiness_probe
+    return {
+        "selector": {"matchLabels": selector},
+        "revisionHistoryLimit": 10,
+        "progressDeadlineSeconds": 600,
+        "strategy": {"type": "RollingUpdate",
+                     "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": max_unavailable}},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "serviceAccountName": service_account,
+                "automountServiceAccountToken": False,
+                "nodeSelector": placement.node_selector(),
+                "tolerations": placement.tolerations(),
+                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "model",
+                    "image": spec.image,
+                    **({"command": list(spec.command)} if spec.command is not None else {}),
+                    **({"args": list(spec.args)} if spec.args is not None else {}),
+                    "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+                    "env": container_env(name, spec),
+                    "resources": resources(spec),
+                    "readinessProbe": {
+                        "httpGet": {"path": probe.path, "port": "http"},
+                        "periodSeconds": probe.period_seconds,
+                        "timeoutSeconds": probe.timeout_seconds,
+                        "failureThreshold": probe.failure_threshold,
+                        "initialDelaySeconds": probe.initial_delay_seconds,
+                    },
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                }],
+            },
+        },
+    }
+
+
+def container_env(name: str, spec: ApiConfig) -> list[dict[str, str]]:
+    """The user's env, then what modelplane tells every model server."""
+    return [{"name": key, "value": value} for key, value in spec.env.items()] + [
+        {"name": "MODELPLANE_API_NAME", "value": name},
+        {"name": "MODELPLANE_PORT", "value": str(spec.port)},
+        {"name": "MODELPLANE_MAX_CONCURRENCY", "value": str(spec.max_concurrency)},
+    ]
+
+
+def resources(spec: ApiConfig) -> dict[str, dict[str, str]]:
+    """Requests and limits: memory and GPUs are limited at the request; CPU is not (no throttling)."""
+    requests = {"cpu": spec.compute.cpu}
+    limits: dict[str, str] = {}
+    if spec.compute.mem is not None:
+        requests["memory"] = limits["memory"] = spec.compute.mem
+    if spec.compute.gpu:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.compute.gpu)
+    return {"requests": requests, **({"limits": limits} if limits else {})}

@@ -1,0 +1,259 @@
+"""Run the real Pulumi program offline, under the Pulumi SDK's mock engine.
+
+No cloud, no credentials, no Pulumi CLI: the program in ``infra/`` runs as it
+would in ``pulumi up``, and every resource it registers is recorded with its
+type, name, parent and inputs. ``modelplane plan`` and ``modelplane render``
+and the tests are built on this.
+
+Cloud-side outputs that the program reads (VPC and subnet ids, role ARNs, the
+cluster's kubeconfig and OIDC issuer) are filled with realistic, deterministic
+fake values so that the rendered objects look exactly like the real ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as _mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.sync_await import _sync_await
+
+from .config import EstateConfig, load_stack_file, parse_estate
+
+__all__ = ["Plan", "Registered", "find_project", "kubernetes_objects", "normalize", "run_stack"]
+
+ACCOUNT = "123456789012"
+
+
+@dataclass
+class Registered:
+    """One resource the program registered."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent,
+                "custom": self.custom, "inputs": normalize(self.inputs)}
+
+
+@dataclass
+class Plan:
+    """What one offline run of the program produced."""
+
+    stack: str
+    config: EstateConfig
+    resources: list[Registered] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def by_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def children(self, urn: str) -> list[Registered]:
+        return [r for r in self.resources if r.parent == urn]
+
+
+class EstateMocks(pulumi.runtime.Mocks):
+    """Answers the program's resource registrations and invokes with realistic fake cloud values."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        # Remote components (eks:index:Cluster, eks:index:ManagedNodeGroup) are not custom but have outputs.
+        fake = _fake_outputs(args.typ, args.name, self.region, args.inputs)
+        if not args.custom:
+            return None, {**args.inputs, **fake}
+        resource_id = fake.pop("id", None) or f"{args.name}-{_digest(args.typ, args.name)[:8]}"
+        return resource_id, {**args.inputs, **fake}
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            zones = [f"{self.region}{letter}" for letter in "abcdef"]
+            return {"id": self.region, "names": zones, "zoneIds": [f"use1-az{i}" for i in range(1, 7)],
+                    "groupNames": [self.region], "state": "available"}
+        if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/offline", "userId": "AIDAOFFLINE"}
+        if args.token in ("aws:index/getRegion:getRegion", "aws:index/getRegion:getRegion"):
+            return {"name": self.region, "region": self.region, "id": self.region}
+        return {}
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()
+
+
+def _fake_outputs(typ: str, name: str, region: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    h = _digest(typ, name)
+    if typ == "eks:index:Cluster":
+        cluster = inputs.get("name") or name
+        issuer = f"oidc.eks.{region}.amazonaws.com/id/{h[:32].upper()}"
+        endpoint = f"https://{h[:32].upper()}.gr7.{region}.eks.amazonaws.com"
+        kubeconfig = {
+            "apiVersion": "v1", "kind": "Config", "current-context": "aws",
+            "clusters": [{"name": "kubernetes", "cluster": {
+                "server": endpoint, "certificate-authority-data": "T0ZGTElORS1DQQ=="}}],
+            "contexts": [{"name": "aws", "context": {"cluster": "kubernetes", "user": "aws"}}],
+            "users": [{"name": "aws", "user": {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+                "args": ["eks", "get-token", "--cluster-name", cluster, "--region", region]}}}],
+        }
+        return {
+            "kubeconfig": kubeconfig,
+            "kubeconfigJson": json.dumps(kubeconfig),
+            "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}",
+            "oidcProviderUrl": f"https://{issuer}",
+            "oidcIssuer": issuer,
+            "clusterSecurityGroupId": f"sg-{h[:17]}",
+            "nodeSecurityGroupId": f"sg-{h[17:34]}",
+        }
+    prefixes = {
+        "aws:ec2/vpc:Vpc": "vpc-", "aws:ec2/subnet:Subnet": "subnet-", "aws:ec2/internetGateway:InternetGateway": "igw-",
+        "aws:ec2/natGateway:NatGateway": "nat-", "aws:ec2/eip:Eip": "eipalloc-", "aws:ec2/routeTable:RouteTable": "rtb-",
+        "aws:ec2/launchTemplate:LaunchTemplate": "lt-", "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "sg-",
+    }
+    if typ in prefixes:
+        fake: dict[str, Any] = {"id": prefixes[typ] + h[:17]}
+        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            fake["latestVersion"] = 1
+        return fake
+    if typ == "aws:iam/role:Role":
+        return {"id": name, "name": name, "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"}
+    if typ == "aws:kms/key:Key":
+        key_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+        return {"id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}"}
+    return {}
+
+
+class RecordingMonitor(_mocks.MockMonitor):
+    """The SDK's mock monitor, also recording each resource's parent and inputs."""
+
+    def __init__(self, mocks: EstateMocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[Registered] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _mocks._ensure_event_loop()
+        inputs = rpc.deserialize_properties(request.object)
+        args = pulumi.runtime.MockResourceArgs(typ=request.type, name=request.name, inputs=inputs,
+                                               provider=request.provider, resource_id=request.importId,
+                                               custom=request.custom or False)
+        resource_id, state = self.mocks.new_resource(args)
+        with self._lock:
+            self.recorded.append(Registered(urn, request.type, request.name, request.parent,
+                                            bool(request.custom), inputs))
+            self.resources[urn] = _mocks.MockMonitor.ResourceRegistration(urn, resource_id or "", state)
+        return resource_pb2.RegisterResourceResponse(
+            urn=urn, id=resource_id or "", object=_sync_await(rpc.serialize_properties(state, {})))
+
+
+def find_project(start: Path | None = None) -> Path:
+    """The directory holding ``Pulumi.yaml``: ``start`` or one of its parents."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").is_file() and (candidate / "infra" / "__main__.py").is_file():
+            return candidate
+    raise FileNotFoundError(f"no modelplane project (Pulumi.yaml with infra/__main__.py) at or above {here}")
+
+
+def stack_file(project: Path, stack: str) -> Path:
+    return project / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def load_config(project: Path, stack: str) -> tuple[dict[str, Any], EstateConfig]:
+    """Read and validate one stack file (raises ConfigError before anything is registered)."""
+    path = stack_file(project, stack)
+    source = str(path.relative_to(project)) if path.is_relative_to(project) else str(path)
+    raw = load_stack_file(path) if path.exists() else _missing(source, project)
+    return raw, parse_estate(raw, source)
+
+
+def _missing(source: str, project: Path) -> dict[str, Any]:
+    from .config import ConfigError, Issue
+
+    stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
+    raise ConfigError(source, [Issue((), f"no such stack file; stacks here: {', '.join(stacks) or 'none'}")])
+
+
+def run_stack(stack: str, project: Path | None = None, config_map: dict[str, Any] | None = None) -> Plan:
+    """Validate ``stacks/Pulumi.<stack>.yaml`` and run ``infra/__main__.py`` on it under mocks.
+
+    ``config_map`` replaces the file's ``config:`` map (tests and benchmarks use it).
+    """
+    project = project or find_project()
+    if config_map is None:
+        config_map, estate = load_config(project, stack)
+    else:
+        estate = parse_estate(config_map, f"stacks/Pulumi.{stack}.yaml")
+
+    mocks = EstateMocks(estate.region)
+    monitor = RecordingMonitor(mocks)
+    settings.reset_options(project="modelplane", stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project="modelplane", stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config_map.items()})
+
+    program = project / "infra" / "__main__.py"
+    sys.path.insert(0, str(program.parent))
+    try:
+        _sync_await(_run(program))
+    finally:
+        sys.path.remove(str(program.parent))
+
+    plan = Plan(stack=stack, config=estate, resources=list(monitor.recorded))
+    root = settings.get_root_resource()
+    for key, value in (getattr(root, "outputs", None) or {}).items():
+        output = pulumi.Output.from_input(value)
+        plan.outputs[key] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            plan.secret_outputs.add(key)
+    return plan
+
+
+async def _run(program: Path) -> None:
+    from pulumi.runtime.stack import run_pulumi_func
+
+    await run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__"))
+
+
+def normalize(value: Any) -> Any:
+    """Engine values as the Kubernetes API expects them: integral floats back to ints, no nulls."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: normalize(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [normalize(v) for v in value]
+    return value
+
+
+_NOT_OBJECTS = ("pulumi:providers:kubernetes", "kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
+
+
+def kubernetes_objects(plan: Plan) -> Iterator[dict[str, Any]]:
+    """Every Kubernetes object the program registered, as the API server would receive it."""
+    for resource in plan.resources:
+        if not resource.type.startswith("kubernetes:") or resource.type in _NOT_OBJECTS:
+            continue
+        body = normalize(resource.inputs)
+        head = {"apiVersion": body.pop("apiVersion"), "kind": body.pop("kind"), "metadata": body.pop("metadata")}
+        yield {**head, **body}

@@ -1,0 +1,66 @@
+"""Where an API's pods may run: one object gives a node group its labels and
+taints and gives the APIs on it their node selector and tolerations, so the
+two sides can never disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import NodeGroupConfig
+
+__all__ = ["GPU_RESOURCE", "NODE_GROUP_LABEL", "Placement", "Taint"]
+
+NODE_GROUP_LABEL = "modelplane.io/node-group"
+"""Node label naming the node group; the APIs' node selector matches on it."""
+
+GPU_RESOURCE = "nvidia.com/gpu"
+"""The extended resource the NVIDIA device plugin advertises (and the GPU taint's key)."""
+
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"
+"""Label the NVIDIA device plugin chart's default node affinity looks for."""
+
+_EKS_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+               "NoExecute": "NO_EXECUTE"}
+
+
+@dataclass(frozen=True)
+class Taint:
+    """A node taint, in Kubernetes terms."""
+
+    key: str
+    value: str
+    effect: str
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Labels and taints of one node group, and the matching pod scheduling fields."""
+
+    group: str
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    gpu: bool = False
+
+    @classmethod
+    def for_group(cls, group: str, spec: NodeGroupConfig) -> Placement:
+        """The placement a node group declared as ``spec`` under the name ``group`` gets."""
+        labels = {**spec.labels, NODE_GROUP_LABEL: group}
+        taints = [Taint(t.key, t.value, t.effect) for t in spec.taints]
+        if spec.gpu:
+            labels[GPU_PRESENT_LABEL] = "true"
+            if spec.gpu_taint:
+                taints.insert(0, Taint(GPU_RESOURCE, "true", "NoSchedule"))
+        return cls(group=group, labels=labels, taints=tuple(taints), gpu=spec.gpu)
+
+    def node_selector(self) -> dict[str, str]:
+        """Pod ``nodeSelector`` that lands exactly on this group's nodes."""
+        return {NODE_GROUP_LABEL: self.group}
+
+    def tolerations(self) -> list[dict[str, str]]:
+        """Pod ``tolerations`` for every taint of this group."""
+        return [{"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
+                for t in self.taints]
+
+    def eks_taints(self) -> list[dict[str, str]]:
+        """The taints in the EKS node group API's spelling (``NO_SCHEDULE``)."""
+        return [{"key": t.key, "value": t.value, "effect": _EKS_EFFECT[t.effect]} for t in self.taints]

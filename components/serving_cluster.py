@@ -1,0 +1,263 @@
+"""``ServingCluster``: the EKS cluster that model APIs run on.
+
+Children: the VPC (unless an existing one is given), a KMS key for secrets
+envelope encryption, the node IAM role, the ``pulumi_eks.Cluster`` (no default
+node group, OIDC provider for IRSA, control-plane logs), a small on-demand
+system node group, the Kubernetes provider every in-cluster resource uses, the
+cluster autoscaler (so node groups scale, from zero too) and, when GPU groups
+need it, the NVIDIA device plugin.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from .config import ClusterConfig, NodeGroupConfig
+from .network import build_network
+from .node_group import NodeGroup, NodeGroupArgs
+from .placement import NODE_GROUP_LABEL
+
+__all__ = ["ServingCluster", "ServingClusterArgs", "CHARTS", "SYSTEM_GROUP"]
+
+SYSTEM_GROUP = "system"
+"""Node-group label value of the system node group; add-ons are pinned to it."""
+
+CHARTS = {
+    "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "9.43.1"),
+    "nvidia-device-plugin": ("https://nvidia.github.io/k8s-device-plugin", "0.17.1"),
+}
+"""Helm charts the cluster installs: name -> (repository, pinned chart version)."""
+
+_NODE_POLICIES = (
+    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
+    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
+    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+)
+
+_AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
+
+
+@dataclass
+class ServingClusterArgs:
+    """Inputs of a :class:`ServingCluster`."""
+
+    spec: ClusterConfig
+    """The cluster as the stack file declares it."""
+    region: str
+    """AWS region (used by the cluster autoscaler)."""
+    nvidia_device_plugin: bool = False
+    """Install the NVIDIA device plugin (AL2023 NVIDIA AMIs need it; Bottlerocket ships it). Default: off."""
+    cluster_autoscaler: bool = True
+    """Install the cluster autoscaler, which scales node groups (from zero too). Default: on."""
+
+
+class ServingCluster(pulumi.ComponentResource):
+    """An EKS cluster ready to serve models."""
+
+    cluster: eks.Cluster
+    """The pulumi-eks cluster."""
+    provider: k8s.Provider
+    """Kubernetes provider for everything inside the cluster."""
+    node_role: aws.iam.Role
+    """IAM role shared by the managed node groups."""
+    private_subnet_ids: pulumi.Output[list[str]]
+    """Subnets node groups go in."""
+    cluster_name: pulumi.Output[str]
+    """The EKS cluster name."""
+    kubeconfig: pulumi.Output[str]
+    """Kubeconfig (JSON) for the cluster; a secret."""
+    oidc_provider_arn: pulumi.Output[str]
+    """ARN of the cluster's IAM OIDC provider, for service-account roles."""
+    oidc_provider_url: pulumi.Output[str]
+    """Issuer URL of the cluster's OIDC provider."""
+
+    def __init__(self, name: str, args: ServingClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("modelplane:index:ServingCluster", name, None, opts)
+        spec = args.spec
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {**spec.tags, "modelplane.io/cluster": spec.name}
+
+        network = build_network(name, spec.vpc, spec.name, tags, parent=self)
+        secrets_key = aws.kms.Key(f"{name}-secrets", description=f"EKS secrets encryption for {spec.name}",
+                                  enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
+        self.node_role = _node_role(name, tags, parent=self)
+
+        endpoint = spec.endpoint
+        self.cluster = eks.Cluster(
+            name,
+            name=spec.name,
+            version=spec.kubernetes_version,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            public_subnet_ids=network.public_subnet_ids or None,
+            node_associate_public_ip_address=False,
+            skip_default_node_group=True,
+            create_oidc_provider=True,
+            authentication_mode="API",
+            endpoint_public_access=endpoint.public,
+            endpoint_private_access=endpoint.private,
+            public_access_cidrs=[str(c) for c in endpoint.public_access_cidrs] if endpoint.public else None,
+            enabled_cluster_log_types=list(spec.log_types),
+            encryption_config_key_arn=secrets_key.arn,
+            deletion_protection=spec.deletion_protection,
+            tags=tags,
+            opts=child,
+        )
+        self.private_subnet_ids = pulumi.Output.all(*network.private_subnet_ids)
+        self.cluster_name = pulumi.Output.from_input(spec.name)
+        self.kubeconfig = pulumi.Output.secret(self.cluster.kubeconfig_json)
+        self.oidc_provider_arn = self.cluster.oidc_provider_arn
+        self.oidc_provider_url = self.cluster.oidc_provider_url
+
+        system = spec.system_node_group
+        system_group = NodeGroup(
+            f"{name}-system",
+            NodeGroupArgs(
+                cluster=self.cluster, node_role=self.node_role, subnet_ids=self.private_subnet_ids,
+                group=SYSTEM_GROUP, tags=tags,
+                spec=NodeGroupConfig.model_validate({
+                    "instanceTypes": [system.instance_type], "minSize": system.min_size,
+                    "maxSize": system.max_size, "diskSizeGib": 50}),
+            ),
+            opts=child,
+        )
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.cluster.kubeconfig_json,
+                                     enable_server_side_apply=True, opts=child)
+        add_on = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[system_group])
+        if args.cluster_autoscaler:
+            _cluster_autoscaler(name, spec, args.region, self.oidc_provider_arn, self.oidc_provider_url,
+                                tags, add_on)
+        if args.nvidia_device_plugin:
+            _nvidia_device_plugin(name, add_on)
+
+        self.register_outputs({
+            "private_subnet_ids": self.private_subnet_ids,
+            "cluster_name": self.cluster_name,
+            "kubeconfig": self.kubeconfig,
+            "oidc_provider_arn": self.oidc_provider_arn,
+            "oidc_provider_url": self.oidc_provider_url,
+        })
+
+
+def _node_role(name: str, tags: dict[str, str], parent: pulumi.Resource) -> aws.iam.Role:
+    opts = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(
+        f"{name}-node",
+        assume_role_policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                           "Action": "sts:AssumeRole"}],
+        }),
+        tags=tags,
+        opts=opts,
+    )
+    for policy_arn in _NODE_POLICIES:
+        aws.iam.RolePolicyAttachment(f"{name}-node-{policy_arn.rsplit('/', 1)[-1]}", role=role.name,
+                                     policy_arn=policy_arn, opts=opts)
+    return role
+
+
+def service_account_role(name: str, namespace: str, service_account: str,
+                         oidc_provider_arn: pulumi.Input[str], oidc_provider_url: pulumi.Input[str],
+                         tags: dict[str, str], parent: pulumi.Resource) -> aws.iam.Role:
+    """An IAM role only ``namespace/service_account`` of this cluster can assume (IRSA)."""
+    def trust(values: list[str]) -> str:
+        arn, url = values
+        issuer = url.removeprefix("https://")
+        return json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                    f"{issuer}:aud": "sts.amazonaws.com",
+                }},
+            }],
+        })
+
+    return aws.iam.Role(name, assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_provider_url).apply(trust),
+                        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+
+
+def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: pulumi.Input[str],
+                        oidc_url: pulumi.Input[str], tags: dict[str, str], opts: pulumi.ResourceOptions) -> None:
+    namespace, account = _AUTOSCALER_SA
+    role = service_account_role(f"{name}-cluster-autoscaler", namespace, account, oidc_arn, oidc_url, tags,
+                                parent=opts.parent)  # type: ignore[arg-type]
+    aws.iam.RolePolicy(
+        f"{name}-cluster-autoscaler",
+        role=role.name,
+        policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    # Only the groups EKS tagged as this cluster's may be resized.
+                    "Effect": "Allow",
+                    "Action": ["autoscaling:SetDesiredCapacity",
+                               "autoscaling:TerminateInstanceInAutoScalingGroup"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {
+                        f"aws:ResourceTag/k8s.io/cluster-autoscaler/{spec.name}": "owned"}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                               "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+                               "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+                               "ec2:DescribeLaunchTemplateVersions",
+                               "ec2:GetInstanceTypesFromInstanceRequirements", "eks:DescribeNodegroup"],
+                    "Resource": "*",
+                },
+            ],
+        }),
+        opts=pulumi.ResourceOptions(parent=opts.parent),
+    )
+    repository, version = CHARTS["cluster-autoscaler"]
+    k8s.helm.v3.Release(
+        f"{name}-cluster-autoscaler",
+        chart="cluster-autoscaler",
+        version=version,
+        repository_opts={"repo": repository},
+        namespace=namespace,
+        values={
+            "cloudProvider": "aws",
+            "awsRegion": region,
+            "autoDiscovery": {"clusterName": spec.name},
+            # The autoscaler's minor version must match the control plane's.
+            "image": {"tag": f"v{spec.kubernetes_version}.0"},
+            "rbac": {"serviceAccount": {"name": account,
+                                        "annotations": {"eks.amazonaws.com/role-arn": role.arn}}},
+            "extraArgs": {
+                "balance-similar-node-groups": True,
+                "skip-nodes-with-system-pods": False,
+                "expander": "least-waste",
+            },
+            "nodeSelector": {NODE_GROUP_LABEL: SYSTEM_GROUP},
+        },
+        opts=opts,
+    )
+
+
+def _nvidia_device_plugin(name: str, opts: pulumi.ResourceOptions) -> None:
+    repository, version = CHARTS["nvidia-device-plugin"]
+    k8s.helm.v3.Release(
+        f"{name}-nvidia-device-plugin",
+        chart="nvidia-device-plugin",
+        version=version,
+        repository_opts={"repo": repository},
+        namespace="kube-system",
+        values={
+            # GPU groups may carry user taints besides nvidia.com/gpu; the plugin must run on every GPU node.
+            "tolerations": [{"operator": "Exists"}],
+        },
+        opts=opts,
+    )

@@ -1,0 +1,12 @@
+"""The modelplane Pulumi program: validate the stack's whole config, build the estate, export."""
+
+import pulumi
+
+from modelplane import Estate, load_estate
+
+config = load_estate()
+estate = Estate(config.cluster.name, config)
+
+pulumi.export("clusterName", estate.cluster_name)
+pulumi.export("kubeconfig", estate.kubeconfig)
+pulumi.export("apiUrls", estate.api_urls)
