@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     validate = commands.add_parser("validate", help="validate one stack file, or all of them")
     validate.add_argument("--stack", default=None)
     commands.add_parser("schema", help="print the JSON Schema of a stack file")
-    commands.add_parser("reference", help="print the config reference (Markdown)")
+    reference = commands.add_parser("reference", help="print the config reference (Markdown)")
+    reference.add_argument("--write", type=Path, default=None,
+                           help="replace the reference between the markers in this file (e.g. README.md)")
     args = parser.parse_args(argv)
 
     try:
@@ -61,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
             from .reference import json_schema
             print(json.dumps(json_schema(), indent=2))
         elif args.command == "reference":
-            from .reference import config_reference
-            print(config_reference())
+            from .reference import config_reference, write_reference
+            if args.write is not None:
+                write_reference(args.write)
+                print(f"updated the config reference in {args.write}")
+            else:
+                print(config_reference())
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG

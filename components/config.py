@@ -324,7 +324,8 @@ class ConfigError(Exception):
 
     def render(self) -> str:
         lines = [f"{self.source}: {len(self.issues)} problem(s) in the estate config:"]
-        lines += [f"  {self.source}: {issue.where()}: {issue.message}" for issue in self.issues]
+        lines += [f"  {self.source}: {issue.where() + ': ' if issue.path else ''}{issue.message}"
+                  for issue in self.issues]
         return "\n".join(lines)
 
 
@@ -388,9 +389,12 @@ _SECTIONS: dict[str, str] = {
 }
 
 
-def load_stack_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``config:`` map of a Pulumi stack file; YAML errors become a :class:`ConfigError` with the line."""
-    source = str(path)
+def load_stack_file(path: str | os.PathLike[str], source: str | None = None) -> dict[str, Any]:
+    """The ``config:`` map of a Pulumi stack file; YAML errors become a :class:`ConfigError` with the line.
+
+    ``source`` names the file in messages (default: ``path``).
+    """
+    source = source or str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:

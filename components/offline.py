@@ -184,7 +184,7 @@ def load_config(project: Path, stack: str) -> tuple[dict[str, Any], EstateConfig
     """Read and validate one stack file (raises ConfigError before anything is registered)."""
     path = stack_file(project, stack)
     source = str(path.relative_to(project)) if path.is_relative_to(project) else str(path)
-    raw = load_stack_file(path) if path.exists() else _missing(source, project)
+    raw = load_stack_file(path, source) if path.exists() else _missing(source, project)
     return raw, parse_estate(raw, source)
 
 
@@ -239,6 +239,9 @@ def normalize(value: Any) -> Any:
     """Engine values as the Kubernetes API expects them: integral floats back to ints, no nulls."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, pulumi.Resource):
+        # A resource passed as an input (e.g. the cluster to a node group) is a reference by URN.
+        return {"$ref": _sync_await(value.urn.future())}
     if isinstance(value, dict):
         return {k: normalize(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):

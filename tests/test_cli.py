@@ -1,0 +1,131 @@
+"""The `modelplane` command: plan, render, validate, and what a broken stack file does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from modelplane.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def scratch_project(tmp_path: Path) -> Path:
+    """A copy of the project's program and stacks that a test may break."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "Pulumi.yaml", project / "Pulumi.yaml")
+    shutil.copytree(ROOT / "infra", project / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "stacks", project / "stacks")
+    return project
+
+
+def test_plan_prints_the_dev_estate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--project", str(ROOT), "plan", "--stack", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert "stack dev (stacks/Pulumi.dev.yaml), cluster ml-dev" in out
+    assert "eks:index:Cluster" in out and "kubernetes:apps/v1:Deployment" in out
+    assert "ModelApi sentiment" in out and "GpuNodeGroup gpu-spot" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[out.splitlines().index("Model APIs") + 3:]
+            if line.startswith("  ") and not line.startswith("  -")}
+    assert rows["image-embed"][1:4] == ["clip-embed:0.9.1", "1-3", "1"]
+    assert rows["image-embed"][-2:] == ["1/0", "gpu-spot"]
+    assert rows["sentiment"][-2:] == ["25%/25%", "cpu"]
+    assert "kubeconfig: [secret]" in out
+
+
+def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["--project", str(ROOT), "render", "--stack", "prod", "--out", str(out)]) == 0
+    files = sorted((out / "k8s").rglob("*.yaml"))
+    objects = [yaml.safe_load(f.read_text()) for f in files]
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    for api in ("fraud-score", "recommender", "sentiment", "image-embed", "llm-chat"):
+        for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget",
+                     "HorizontalPodAutoscaler"):
+            assert (kind, api) in kinds
+    assert len(files) == len(kinds) == 30
+    deployment = yaml.safe_load((out / "k8s" / "llm-chat" / "deployment-llm-chat.yaml").read_text())
+    assert list(deployment)[:3] == ["apiVersion", "kind", "metadata"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["ports"][0]["containerPort"] == 8000 and isinstance(container["ports"][0]["containerPort"], int)
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+
+    resources = json.loads((out / "resources.json").read_text())
+    types = [r["type"] for r in resources["resources"]]
+    assert types.count("eks:index:Cluster") == 1
+    assert types.count("eks:index:ManagedNodeGroup") == 5  # four declared groups + the system group
+    assert resources["outputs"]["kubeconfig"] == "[secret]"
+    assert all({"urn", "type", "name", "parent", "inputs"} <= set(r) for r in resources["resources"])
+    node_group = next(r for r in resources["resources"] if r["type"] == "eks:index:ManagedNodeGroup")
+    assert node_group["inputs"]["cluster"]["$ref"].endswith("eks:index:Cluster::ml-prod")
+
+
+def test_validate_checks_every_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--project", str(ROOT), "validate"]) == 0
+    out = capsys.readouterr().out
+    assert "ok  stacks/Pulumi.dev.yaml" in out and "ok  stacks/Pulumi.prod.yaml" in out
+
+
+BROKEN = {
+    "unknown key": ("    name: ml-dev\n", "    name: ml-dev\n    colour: blue\n",
+                    "modelplane:cluster.colour: unknown key 'colour'; valid keys here: name, kubernetesVersion"),
+    "wrong type": ("        maxReplicas: 6\n", "        maxReplicas: six\n",
+                   "modelplane:apis.sentiment.autoscaling.maxReplicas: Input should be a valid integer; got 'six'"),
+    "max below min": ("        maxReplicas: 6\n", "        maxReplicas: 0\n",
+                      "modelplane:apis.sentiment.autoscaling.maxReplicas"),
+    "unknown node group": ("      nodeGroup: cpu\n", "      nodeGroup: cpus\n",
+                           "modelplane:apis.sentiment.nodeGroup: node group 'cpus' does not exist in "
+                           "modelplane:nodeGroups (declared: cpu, gpu-spot)"),
+    "GPU API on a CPU group": ("      nodeGroup: gpu-spot\n", "      nodeGroup: cpu\n",
+                               "modelplane:apis.image-embed.nodeGroup: API 'image-embed' asks for 1 GPU(s) but "
+                               "node group 'cpu' has no GPUs (GPU groups: gpu-spot)"),
+    "bad YAML": ("    name: ml-dev\n", "    name: [ml-dev\n", "line "),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+@pytest.mark.parametrize("command", ["plan", "render"])
+def test_broken_stack_exits_2_names_file_and_key_and_writes_nothing(
+        case: str, command: str, scratch_project: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    old, new, expected = BROKEN[case]
+    stack = scratch_project / "stacks" / "Pulumi.dev.yaml"
+    text = stack.read_text()
+    assert old in text
+    stack.write_text(text.replace(old, new, 1))
+    out_dir = tmp_path / "rendered"
+    argv = ["--project", str(scratch_project), command, "--stack", "dev"]
+    if command == "render":
+        argv += ["--out", str(out_dir)]
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "stacks/Pulumi.dev.yaml: " in captured.err
+    assert expected in captured.err
+    assert "Traceback" not in captured.err
+    assert not out_dir.exists()
+
+
+def test_console_script_reports_config_errors_without_traceback(scratch_project: Path) -> None:
+    stack = scratch_project / "stacks" / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("    name: ml-dev\n", "    name: [ml-dev\n"))
+    result = subprocess.run([sys.executable, "-m", "modelplane.cli", "plan", "--stack", "dev"],
+                            cwd=scratch_project, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "stacks/Pulumi.dev.yaml: line " in result.stderr and "not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_stack_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--project", str(ROOT), "plan", "--stack", "staging"]) == 2
+    assert "no such stack file; stacks here: dev, prod" in capsys.readouterr().err
