@@ -471,6 +471,12 @@ def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
         issues += _check_node_group(group, (key("nodeGroups"), name))
     for name, api in apis.items():
         issues += _check_api(name, api, node_groups, group_names, (key("apis"), name))
+    raw_apis = config.get(key("apis"), {})
+    for name, entry in (raw_apis.items() if isinstance(raw_apis, dict) else ()):
+        # An API with a type error still gets its node-group reference checked, so one run shows all.
+        if name not in apis and isinstance(entry, dict) and isinstance(entry.get("nodeGroup"), str) \
+                and entry["nodeGroup"] not in group_names:
+            issues.append(_unknown_group(entry["nodeGroup"], group_names, (key("apis"), name)))
 
     if issues:
         raise ConfigError(source, issues)
@@ -658,9 +664,7 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     group = groups.get(api.node_group)
     if group is None:
         if api.node_group not in group_names:
-            valid = ", ".join(group_names) or "none are declared"
-            yield Issue(path + ("nodeGroup",), f"node group {api.node_group!r} does not exist in "
-                                               f"modelplane:nodeGroups (declared: {valid})")
+            yield _unknown_group(api.node_group, group_names, path)
         return
     if api.compute.gpu > 0:
         if not group.gpu:
@@ -680,6 +684,12 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         if api.compute.mem is not None and _gib(api.compute.mem) > smallest.memory_gib:
             yield Issue(path + ("compute", "mem"), f"{api.compute.mem} does not fit on a {smallest.name} "
                                                    f"({smallest.memory_gib:g} GiB)")
+
+
+def _unknown_group(group: str, declared: list[str], path: tuple[str | int, ...]) -> Issue:
+    valid = ", ".join(declared) or "none are declared"
+    return Issue(path + ("nodeGroup",), f"node group {group!r} does not exist in modelplane:nodeGroups "
+                                        f"(declared: {valid})")
 
 
 def _millicores(cpu: str) -> float:
