@@ -62,6 +62,9 @@ NAMESPACE = "modelplane"
 KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
 """EKS Kubernetes versions modelplane renders and validates against."""
 
+RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+"""Namespaces Kubernetes owns; an API (whose namespace is its name) may not take them."""
+
 RESERVED_GROUP = "system"
 """Node-group name taken by the cluster's add-on group."""
 
@@ -256,9 +259,9 @@ class AutoscalingConfig(_Model):
     """Scale up only to the lowest recommendation of this trailing period (Cortex: 1m)."""
     downscale_stabilization_period: Duration = "5m"
     """Scale down only to the highest recommendation of this trailing period (Cortex: 5m)."""
-    max_upscale_factor: float = Field(1.5, gt=1.0, le=100.0, strict=False)
+    max_upscale_factor: float = Field(1.5, gt=1.0, le=100.0)
     """Most a scale-up may multiply replicas by per minute (Cortex: 1.5)."""
-    max_downscale_factor: float = Field(0.75, gt=0.0, lt=1.0, strict=False)
+    max_downscale_factor: float = Field(0.75, gt=0.0, lt=1.0)
     """Least a scale-down may multiply replicas by per minute (Cortex: 0.75)."""
 
 
@@ -473,10 +476,11 @@ def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
         issues += _check_api(name, api, node_groups, group_names, (key("apis"), name))
     raw_apis = config.get(key("apis"), {})
     for name, entry in (raw_apis.items() if isinstance(raw_apis, dict) else ()):
-        # An API with a type error still gets its node-group reference checked, so one run shows all.
-        if name not in apis and isinstance(entry, dict) and isinstance(entry.get("nodeGroup"), str) \
-                and entry["nodeGroup"] not in group_names:
-            issues.append(_unknown_group(entry["nodeGroup"], group_names, (key("apis"), name)))
+        if name in RESERVED_NAMESPACES:
+            issues.append(Issue((key("apis"), name), f"{name!r} is a namespace Kubernetes owns and each API "
+                                "gets a namespace of its own name; pick another API name"))
+        if name not in apis and isinstance(entry, dict):
+            issues += _check_partly_valid_api(name, entry, issues, node_groups, group_names, (key("apis"), name))
 
     if issues:
         raise ConfigError(source, issues)
@@ -527,6 +531,8 @@ def _model_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseMo
     """The model class that owns the key at ``loc`` (for listing the valid keys there)."""
     current: Any = model
     for part in loc:
+        if isinstance(part, int):
+            continue  # an item of a list field: its model is the list's item model
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
         by_alias = {f.alias or n: f for n, f in current.model_fields.items()}
@@ -549,11 +555,11 @@ def _inner_model(annotation: Any) -> Any:
 
 def _issues_from_pydantic(model: type[BaseModel], exc: ValidationError,
                           path: tuple[str | int, ...]) -> Iterator[Issue]:
-    seen: set[tuple[Any, ...]] = set()
+    by_loc: dict[tuple[str | int, ...], list[str]] = {}
     for error in exc.errors(include_url=False):
-        loc = tuple(part for part in error["loc"]
-                    # pydantic names union branches in the loc; they are not keys.
-                    if not (isinstance(part, str) and ("[" in part or part in ("int", "str"))))
+        # pydantic names union branches in the loc ("int", "constrained-str", "function-before[...]");
+        # they are not keys of the file.
+        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and _is_branch_tag(part)))
         kind = error["type"]
         if kind == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
@@ -564,11 +570,22 @@ def _issues_from_pydantic(model: type[BaseModel], exc: ValidationError,
             if (owner := _model_at(model, loc)) is not None:
                 message += f" (required keys: {', '.join(_required_keys(owner))})"
         else:
-            message = f"{error['msg'].rstrip('.')}; got {_show(error.get('input'))}"
-        if (loc, message) in seen:
-            continue
-        seen.add((loc, message))
-        yield Issue(path + loc, message)
+            message = error["msg"].rstrip(".") + f"; got {_show(error.get('input'))}"
+        messages = by_loc.setdefault(loc, [])
+        if message not in messages:
+            messages.append(message)
+    for loc, messages in by_loc.items():
+        if len(messages) > 1:
+            # A value that fits none of a union's branches: one issue listing what each branch wanted.
+            got = messages[0].rsplit("; got ", 1)[-1]
+            wanted = " or ".join(dict.fromkeys(m.rsplit("; got ", 1)[0] for m in messages))
+            messages = [f"{wanted}; got {got}"]
+        yield Issue(path + loc, messages[0])
+
+
+def _is_branch_tag(part: str) -> bool:
+    return "[" in part or part in ("int", "str", "float", "bool", "list", "dict", "none") \
+        or part.startswith(("constrained-", "function-", "lax-", "strict-"))
 
 
 def _show(value: Any) -> str:
@@ -684,6 +701,23 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         if api.compute.mem is not None and _gib(api.compute.mem) > smallest.memory_gib:
             yield Issue(path + ("compute", "mem"), f"{api.compute.mem} does not fit on a {smallest.name} "
                                                    f"({smallest.memory_gib:g} GiB)")
+
+
+def _check_partly_valid_api(name: str, entry: dict[str, Any], found: list[Issue],
+                            groups: dict[str, NodeGroupConfig], group_names: list[str],
+                            path: tuple[str | int, ...]) -> list[Issue]:
+    """The cross-field rules of an API with type errors, on the keys that are valid, so one run shows all."""
+    bad = {issue.path[len(path)] for issue in found if issue.path[:len(path)] == path and len(issue.path) > len(path)}
+    try:
+        partial = ApiConfig.model_validate({k: v for k, v in entry.items() if k not in bad})
+    except ValidationError:
+        # A required key is among the broken ones; the node-group reference can still be checked.
+        group = entry.get("nodeGroup")
+        if "nodeGroup" not in bad and isinstance(group, str) and group not in group_names:
+            return [_unknown_group(group, group_names, path)]
+        return []
+    return [issue for issue in _check_api(name, partial, groups, group_names, path)
+            if len(issue.path) <= len(path) or issue.path[len(path)] not in bad]
 
 
 def _unknown_group(group: str, declared: list[str], path: tuple[str | int, ...]) -> Issue:

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_eks as eks
 
-from .config import NodeGroupConfig
+from .config import NodeGroupConfig, gpus_per_node
 from .placement import Placement
 
 __all__ = ["NodeGroup", "NodeGroupArgs"]
@@ -63,6 +63,17 @@ def ami_type(spec: NodeGroupConfig) -> str:
     return "AL2023_x86_64_NVIDIA" if spec.gpu else "AL2023_x86_64_STANDARD"
 
 
+def _autoscaler_hints(spec: NodeGroupConfig) -> dict[str, str]:
+    """Node-template tags that tell the cluster autoscaler what a node of an empty group would offer.
+
+    It reads a managed group's labels and taints from EKS, but the GPUs of an
+    instance type only from its own table; the tag covers types it does not know.
+    """
+    if not spec.gpu:
+        return {}
+    return {"k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu": str(gpus_per_node(spec))}
+
+
 def _managed_node_group(name: str, args: NodeGroupArgs, placement: Placement,
                         parent: pulumi.Resource) -> eks.ManagedNodeGroup:
     spec = args.spec
@@ -108,6 +119,6 @@ def _managed_node_group(name: str, args: NodeGroupArgs, placement: Placement,
         labels=placement.labels,
         taints=placement.eks_taints(),
         launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-        tags={**args.tags, "modelplane.io/node-group": placement.group},
+        tags={**args.tags, "modelplane.io/node-group": placement.group, **_autoscaler_hints(spec)},
         opts=opts,
     )
