@@ -8,9 +8,10 @@ GPU group with an unlisted type must state ``gpusPerNode`` itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["InstanceType", "INSTANCE_TYPES", "lookup"]
+__all__ = ["InstanceType", "INSTANCE_TYPES", "architecture", "lookup"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,8 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
 def lookup(instance_type: str) -> InstanceType | None:
     """The catalog entry for ``instance_type``, or None when modelplane does not know it."""
     return INSTANCE_TYPES.get(instance_type)
+
+
+def architecture(instance_type: str) -> str:
+    """``arm64`` for AWS Graviton types (a ``g`` after the generation: m7g, c7gn, g5g, t4g), else ``x86_64``."""
+    return "arm64" if re.match(r"^[a-z]+[0-9]+[a-z]*g[a-z]*\.", instance_type) else "x86_64"

@@ -205,7 +205,7 @@ class NodeGroupConfig(_Model):
     disk_size_gib: int = Field(100, ge=20, le=16384)
     """Root volume size in GiB (encrypted gp3); model images are large."""
     ami_type: Literal[GPU_AMI_TYPES + CPU_AMI_TYPES] | None = None  # type: ignore[valid-type]
-    """EKS AMI type (default: ``AL2023_x86_64_NVIDIA`` for GPU groups, ``AL2023_x86_64_STANDARD`` otherwise)."""
+    """EKS AMI type (default: AL2023 for the instance types' architecture, NVIDIA variant for GPU groups; Bottlerocket for ARM GPUs)."""
     gpus_per_node: int | None = Field(None, ge=1, le=16)
     """GPUs per node; derived from the instance type for known types, required otherwise."""
     gpu_taint: bool = True
@@ -359,6 +359,21 @@ class EstateConfig:
     def max_unavailable(self, api: str) -> int | str:
         """The API's effective ``maxUnavailable``."""
         return effective_update_strategy(self.apis[api])[1]
+
+
+def ami_architecture(ami_type: str) -> str:
+    """``arm64`` or ``x86_64``: the CPU architecture an EKS AMI type is built for."""
+    return "arm64" if "ARM_64" in ami_type else "x86_64"
+
+
+def default_ami_type(group: NodeGroupConfig) -> str:
+    """The AMI type a group gets: stated, else AL2023 for its architecture (Bottlerocket for ARM GPUs)."""
+    if group.ami_type is not None:
+        return group.ami_type
+    arm = catalog.architecture(group.instance_types[0]) == "arm64"
+    if group.gpu:
+        return "BOTTLEROCKET_ARM_64_NVIDIA" if arm else "AL2023_x86_64_NVIDIA"
+    return "AL2023_ARM_64_STANDARD" if arm else "AL2023_x86_64_STANDARD"
 
 
 def gpus_per_node(group: NodeGroupConfig) -> int:
@@ -618,6 +633,10 @@ def _check_cluster(cluster: ClusterConfig, path: tuple[str | int, ...],
     if not endpoint.public and not endpoint.private:
         yield Issue(path + ("endpoint",), "public and private cannot both be false: nothing could reach "
                                           "the API server")
+    if not endpoint.private and IPv4Network("0.0.0.0/0") not in endpoint.public_access_cidrs:
+        yield Issue(path + ("endpoint", "private"), "with the private endpoint off, nodes reach the API server "
+                                                    "through the NAT gateways, whose addresses are not in "
+                                                    "publicAccessCidrs, and never join; set private: true")
     if endpoint.public and IPv4Network("0.0.0.0/0") in endpoint.public_access_cidrs:
         warnings.append(f"{'.'.join(map(str, path))}.endpoint: the public API endpoint is open to "
                         "0.0.0.0/0; set publicAccessCidrs to your office/VPN ranges")
@@ -633,11 +652,19 @@ def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...]) -> It
     if group.desired_size is not None and not group.min_size <= group.desired_size <= group.max_size:
         yield Issue(path + ("desiredSize",), f"desiredSize {group.desired_size} must lie between minSize "
                                              f"{group.min_size} and maxSize {group.max_size}")
+    arches = {catalog.architecture(t) for t in group.instance_types}
+    if len(arches) > 1:
+        yield Issue(path + ("instanceTypes",), f"mixes x86_64 and arm64 (Graviton) types {group.instance_types}; "
+                                               "one group runs one AMI, so use one architecture")
     if group.ami_type is not None:
         wanted = GPU_AMI_TYPES if group.gpu else CPU_AMI_TYPES
         if group.ami_type not in wanted:
             yield Issue(path + ("amiType",), f"{group.ami_type} does not suit a {'GPU' if group.gpu else 'CPU'} "
                                              f"group; use one of {', '.join(wanted)}")
+        elif len(arches) == 1 and ami_architecture(group.ami_type) not in arches:
+            fitting = ", ".join(t for t in wanted if ami_architecture(t) in arches)
+            yield Issue(path + ("amiType",), f"{group.ami_type} is an {ami_architecture(group.ami_type)} AMI but "
+                                             f"the instance types are {arches.pop()}; use one of {fitting}")
     if not group.gpu:
         if group.gpus_per_node is not None:
             yield Issue(path + ("gpusPerNode",), "only applies to GPU groups (`gpu: true`)")
@@ -670,6 +697,9 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         yield Issue(path + ("autoscaling", "metric"), "metric memory scales on a percent of the memory "
                                                       "request; set compute.mem")
     surge, unavailable = effective_update_strategy(api)
+    if isinstance(unavailable, str) and int(unavailable[:-1]) > 100:
+        yield Issue(path + ("updateStrategy", "maxUnavailable"), f"{unavailable} is more than 100%; Kubernetes "
+                                                                 "accepts 0% to 100%")
     if surge in (0, "0%") and unavailable in (0, "0%"):
         yield Issue(path + ("updateStrategy",), "maxSurge and maxUnavailable cannot both be 0: the "
                                                 "rollout could never make progress")

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 
 from .config import NodeGroupConfig, gpus_per_node
+from .config import default_ami_type as ami_type
 from .placement import Placement
 
 __all__ = ["NodeGroup", "NodeGroupArgs"]
@@ -54,13 +55,6 @@ class NodeGroup(pulumi.ComponentResource):
         self.managed_node_group = _managed_node_group(name, args, self.placement, self)
         self.labels = pulumi.Output.from_input(self.placement.labels)
         self.register_outputs({"labels": self.labels})
-
-
-def ami_type(spec: NodeGroupConfig) -> str:
-    """The EKS AMI type a group gets: stated, else AL2023 (NVIDIA for GPU groups)."""
-    if spec.ami_type is not None:
-        return spec.ami_type
-    return "AL2023_x86_64_NVIDIA" if spec.gpu else "AL2023_x86_64_STANDARD"
 
 
 def _autoscaler_hints(spec: NodeGroupConfig) -> dict[str, str]:

@@ -224,6 +224,9 @@ def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: p
     repository, version = CHARTS["cluster-autoscaler"]
     k8s.helm.v3.Release(
         f"{name}-cluster-autoscaler",
+        # A fixed release name: autonaming appends a suffix to a name that embeds the cluster name
+        # and can exceed Helm's 53-character limit.
+        name="cluster-autoscaler",
         chart="cluster-autoscaler",
         version=version,
         repository_opts={"repo": repository},
@@ -251,6 +254,7 @@ def _nvidia_device_plugin(name: str, opts: pulumi.ResourceOptions) -> None:
     repository, version = CHARTS["nvidia-device-plugin"]
     k8s.helm.v3.Release(
         f"{name}-nvidia-device-plugin",
+        name="nvidia-device-plugin",
         chart="nvidia-device-plugin",
         version=version,
         repository_opts={"repo": repository},
