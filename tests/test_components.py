@@ -1,0 +1,710 @@
+"""The components: exact children of each, and the inputs that matter for security and rollouts.
+
+Children are asserted as exact (type, name) sets: a renamed child is a delete
+and create in the next ``pulumi up``, and an unexpected one is an unreviewed
+resource. The expected sets are written out here, not derived from the code
+under test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from modelplane.config import NodeGroupConfig
+from modelplane.placement import Placement
+from modelplane.serving_cluster import CHARTS
+
+MODEL_API = "modelplane:index:ModelApi"
+POLICY = "modelplane:index:AutoscalingPolicy"
+NODE_GROUP = "modelplane:index:NodeGroup"
+GPU_NODE_GROUP = "modelplane:index:GpuNodeGroup"
+SERVING_CLUSTER = "modelplane:index:ServingCluster"
+ESTATE = "modelplane:index:Estate"
+
+NAMESPACE = "kubernetes:core/v1:Namespace"
+SERVICE_ACCOUNT = "kubernetes:core/v1:ServiceAccount"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SERVICE = "kubernetes:core/v1:Service"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+MANAGED_NODE_GROUP = "eks:index:ManagedNodeGroup"
+EKS_CLUSTER = "eks:index:Cluster"
+
+DEV_APIS = ["sentiment", "image-embed"]
+PROD_GPU_APIS = {"sentiment": "gpu-inference", "image-embed": "gpu-spot", "llm-chat": "gpu-llm"}
+API_LABEL = "modelplane.io/api"
+NODE_GROUP_LABEL = "modelplane.io/node-group"
+
+GPU_TAINT_EKS = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+
+
+# ------------------------------------------------------------------------ exact children
+
+@pytest.mark.parametrize("api", DEV_APIS)
+def test_model_api_children(dev_plan, find, api: str) -> None:
+    assert find.children(dev_plan, MODEL_API, api) == {
+        (NAMESPACE, f"{api}-ns"),
+        (SERVICE_ACCOUNT, f"{api}-sa"),
+        (DEPLOYMENT, api),
+        (SERVICE, f"{api}-svc"),
+        (PDB, f"{api}-pdb"),
+        (POLICY, f"{api}-autoscaling"),
+    }
+
+
+@pytest.mark.parametrize("api", DEV_APIS)
+def test_autoscaling_policy_children(dev_plan, find, api: str) -> None:
+    assert find.children(dev_plan, POLICY, f"{api}-autoscaling") == {(HPA, f"{api}-autoscaling")}
+
+
+def test_gpu_node_group_children(dev_plan, find) -> None:
+    assert find.children(dev_plan, GPU_NODE_GROUP, "gpu-spot") == {
+        (LAUNCH_TEMPLATE, "gpu-spot-lt"),
+        (MANAGED_NODE_GROUP, "gpu-spot"),
+    }
+
+
+@pytest.mark.parametrize("group", ["cpu", "ml-dev-system"])
+def test_node_group_children(dev_plan, find, group: str) -> None:
+    assert find.children(dev_plan, NODE_GROUP, group) == {
+        (LAUNCH_TEMPLATE, f"{group}-lt"),
+        (MANAGED_NODE_GROUP, group),
+    }
+
+
+def test_serving_cluster_children(dev_plan, find) -> None:
+    # dev: a new VPC over 2 AZs with a single NAT gateway, one GPU group (AL2023 NVIDIA AMI).
+    zones = (0, 1)
+    network = {
+        ("aws:ec2/vpc:Vpc", "ml-dev-vpc"),
+        ("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "ml-dev-default-sg"),
+        ("aws:ec2/internetGateway:InternetGateway", "ml-dev-igw"),
+        ("aws:ec2/routeTable:RouteTable", "ml-dev-public"),
+        ("aws:ec2/eip:Eip", "ml-dev-nat-0"),
+        ("aws:ec2/natGateway:NatGateway", "ml-dev-nat-0"),
+        *{("aws:ec2/subnet:Subnet", f"ml-dev-public-{i}") for i in zones},
+        *{("aws:ec2/routeTableAssociation:RouteTableAssociation", f"ml-dev-public-{i}") for i in zones},
+        *{("aws:ec2/subnet:Subnet", f"ml-dev-private-{i}") for i in zones},
+        *{("aws:ec2/routeTable:RouteTable", f"ml-dev-private-{i}") for i in zones},
+        *{("aws:ec2/routeTableAssociation:RouteTableAssociation", f"ml-dev-private-{i}") for i in zones},
+    }
+    node_role = {
+        ("aws:iam/role:Role", "ml-dev-node"),
+        *{("aws:iam/rolePolicyAttachment:RolePolicyAttachment", f"ml-dev-node-{policy}")
+          for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
+                         "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")},
+    }
+    add_ons = {
+        ("aws:iam/role:Role", "ml-dev-cluster-autoscaler"),
+        ("aws:iam/rolePolicy:RolePolicy", "ml-dev-cluster-autoscaler"),
+        (RELEASE, "ml-dev-cluster-autoscaler"),
+        (RELEASE, "ml-dev-nvidia-device-plugin"),
+    }
+
+    assert find.children(dev_plan, SERVING_CLUSTER, "ml-dev") == {
+        *network,
+        *node_role,
+        *add_ons,
+        ("aws:kms/key:Key", "ml-dev-secrets"),
+        (EKS_CLUSTER, "ml-dev"),
+        (NODE_GROUP, "ml-dev-system"),
+        ("pulumi:providers:kubernetes", "ml-dev-k8s"),
+    }
+
+
+def test_estate_children(dev_plan, find) -> None:
+    assert find.children(dev_plan, ESTATE, "ml-dev") == {
+        (SERVING_CLUSTER, "ml-dev"),
+        (NODE_GROUP, "cpu"),
+        (GPU_NODE_GROUP, "gpu-spot"),
+        (MODEL_API, "sentiment"),
+        (MODEL_API, "image-embed"),
+    }
+
+
+def test_estate_is_the_only_child_of_the_stack(dev_plan) -> None:
+    registered = {r.urn for r in dev_plan.resources}
+    top = [r for r in dev_plan.resources if r.parent not in registered]
+
+    assert [(r.type, r.name) for r in top] == [(ESTATE, "ml-dev")]
+    assert top[0].parent == "urn:pulumi:dev::modelplane::pulumi:pulumi:Stack::modelplane-dev"
+
+
+@pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
+def test_every_resource_hangs_under_a_modelplane_component(request, plan_name: str) -> None:
+    # A child parented under a sibling resource (not a component) would move when that sibling is replaced.
+    plan = request.getfixturevalue(plan_name)
+    types_by_urn = {r.urn: r.type for r in plan.resources}
+    for resource in plan.resources:
+        if resource.type == ESTATE:
+            continue
+        assert types_by_urn.get(resource.parent, "").startswith("modelplane:index:"), (resource.type, resource.name)
+
+
+def test_prod_network_has_one_nat_gateway_per_az(prod_plan, find) -> None:
+    nats = {r.name for r in prod_plan.by_type("aws:ec2/natGateway:NatGateway")}
+    routes = {r.name: r.inputs["routes"] for r in prod_plan.by_type("aws:ec2/routeTable:RouteTable")
+              if "-private-" in r.name}
+
+    assert nats == {"ml-prod-nat-0", "ml-prod-nat-1", "ml-prod-nat-2"}
+    assert len({route[0]["natGatewayId"] for route in routes.values()}) == 3
+
+
+def test_dev_network_shares_one_nat_gateway(dev_plan) -> None:
+    routes = [r.inputs["routes"] for r in dev_plan.by_type("aws:ec2/routeTable:RouteTable") if "-private-" in r.name]
+
+    assert len(routes) == 2
+    assert len({route[0]["natGatewayId"] for route in routes}) == 1
+    assert all(route[0]["cidrBlock"] == "0.0.0.0/0" for route in routes)
+
+
+def test_existing_vpc_creates_no_network(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:cluster", "vpc"), {
+        "id": "vpc-0abc", "privateSubnetIds": ["subnet-0a", "subnet-0b"], "publicSubnetIds": ["subnet-0c"]}))
+
+    plan = render("dev", config)
+
+    assert not [r for r in plan.resources if r.type.startswith("aws:ec2/") and r.type != LAUNCH_TEMPLATE]
+    cluster = find.one(plan, EKS_CLUSTER, "ml-dev").inputs
+    assert cluster["vpcId"] == "vpc-0abc"
+    assert cluster["privateSubnetIds"] == ["subnet-0a", "subnet-0b"]
+    assert cluster["publicSubnetIds"] == ["subnet-0c"]
+    for group in plan.by_type(MANAGED_NODE_GROUP):
+        assert group.inputs["subnetIds"] == ["subnet-0a", "subnet-0b"]
+
+
+# ------------------------------------------------------------------------ the EKS cluster
+
+def test_eks_cluster_inputs(dev_plan, find) -> None:
+    cluster = find.one(dev_plan, EKS_CLUSTER, "ml-dev").inputs
+
+    assert cluster["name"] == "ml-dev"
+    assert cluster["version"] == dev_plan.config.cluster.kubernetes_version == "1.33"
+    assert cluster["skipDefaultNodeGroup"] is True
+    assert cluster["createOidcProvider"] is True
+    assert cluster["authenticationMode"] == "API"
+    assert cluster["nodeAssociatePublicIpAddress"] is False
+    assert re.fullmatch(r"arn:aws:kms:us-east-1:\d{12}:key/[0-9a-f-]{36}", cluster["encryptionConfigKeyArn"])
+    assert cluster["endpointPublicAccess"] is True
+    assert cluster["endpointPrivateAccess"] is True
+    assert cluster["publicAccessCidrs"] == ["203.0.113.0/24"]
+    assert cluster["enabledClusterLogTypes"] == ["api", "audit", "authenticator"]
+    assert cluster["deletionProtection"] is False
+    assert cluster["tags"] == {"env": "dev", "team": "ml-platform", "modelplane.io/cluster": "ml-dev"}
+    # Nodes go in the private subnets only.
+    private = {r.name for r in dev_plan.by_type("aws:ec2/subnet:Subnet") if "-private-" in r.name}
+    assert len(cluster["privateSubnetIds"]) == len(private) == 2
+
+
+def test_prod_cluster_is_protected_and_logs_everything(prod_plan, find) -> None:
+    cluster = find.one(prod_plan, EKS_CLUSTER, "ml-prod").inputs
+
+    assert cluster["deletionProtection"] is True
+    assert cluster["enabledClusterLogTypes"] == ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    assert cluster["publicAccessCidrs"] == ["198.51.100.0/24", "192.0.2.0/24"]
+
+
+def test_private_only_endpoint_sends_no_public_cidrs(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:cluster", "endpoint", "public"), False))
+
+    cluster = find.one(render("dev", config), EKS_CLUSTER, "ml-dev").inputs
+
+    assert cluster["endpointPublicAccess"] is False
+    assert cluster.get("publicAccessCidrs") is None
+
+
+def test_secrets_key_rotates(dev_plan, find) -> None:
+    key = find.one(dev_plan, "aws:kms/key:Key", "ml-dev-secrets").inputs
+
+    assert key["enableKeyRotation"] is True
+
+
+def test_default_security_group_is_closed(dev_plan, find) -> None:
+    group = find.one(dev_plan, "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup", "ml-dev-default-sg").inputs
+
+    assert not group.get("ingress")
+    assert not group.get("egress")
+
+
+def test_public_subnets_do_not_hand_out_public_ips(dev_plan) -> None:
+    for subnet in dev_plan.by_type("aws:ec2/subnet:Subnet"):
+        assert not subnet.inputs.get("mapPublicIpOnLaunch"), subnet.name
+
+
+UNTAGGABLE = {
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation",
+}
+
+
+@pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
+def test_every_taggable_aws_resource_carries_the_estate_tags(request, plan_name: str) -> None:
+    plan = request.getfixturevalue(plan_name)
+    wanted = {**plan.config.cluster.tags, "modelplane.io/cluster": plan.config.cluster.name}
+    for resource in plan.resources:
+        if resource.type.split(":")[0] not in ("aws", "eks") or resource.type in UNTAGGABLE:
+            continue
+        tags = resource.inputs.get("tags") or {}
+        assert wanted.items() <= tags.items(), (resource.type, resource.name, tags)
+
+
+# ------------------------------------------------------------------------ node groups
+
+def test_node_role_trusts_ec2_only(dev_plan, find) -> None:
+    policy = json.loads(find.one(dev_plan, "aws:iam/role:Role", "ml-dev-node").inputs["assumeRolePolicy"])
+
+    assert policy["Statement"] == [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                                    "Action": "sts:AssumeRole"}]
+
+
+@pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
+def test_launch_templates_require_imdsv2_and_encrypt_the_root_volume(request, plan_name: str) -> None:
+    plan = request.getfixturevalue(plan_name)
+    templates = plan.by_type(LAUNCH_TEMPLATE)
+    assert len(templates) == len(plan.by_type(MANAGED_NODE_GROUP)) == len(plan.config.node_groups) + 1
+
+    for template in templates:
+        inputs = template.inputs
+        assert inputs["metadataOptions"]["httpTokens"] == "required", template.name
+        assert inputs["metadataOptions"]["httpEndpoint"] == "enabled", template.name
+        [volume] = inputs["blockDeviceMappings"]
+        assert volume["ebs"]["encrypted"] == "true", template.name
+        assert volume["ebs"]["volumeType"] == "gp3", template.name
+        assert volume["deviceName"] == "/dev/xvda", template.name  # AL2023 root device
+
+
+def test_launch_template_volume_size_follows_config(dev_plan, find) -> None:
+    def volume_size(group: str) -> int:
+        [mapping] = find.one(dev_plan, LAUNCH_TEMPLATE, f"{group}-lt").inputs["blockDeviceMappings"]
+        return int(mapping["ebs"]["volumeSize"])
+
+    sizes = {group: volume_size(group) for group in ("cpu", "gpu-spot", "ml-dev-system")}
+
+    assert sizes == {"cpu": 100, "gpu-spot": 150, "ml-dev-system": 50}
+
+
+def test_bottlerocket_puts_the_volume_on_the_data_device(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot", "amiType"),
+                                          "BOTTLEROCKET_x86_64_NVIDIA"))
+
+    template = find.one(render("dev", config), LAUNCH_TEMPLATE, "gpu-spot-lt").inputs
+
+    assert template["blockDeviceMappings"][0]["deviceName"] == "/dev/xvdb"
+
+
+def test_gpu_spot_group_inputs(dev_plan, find) -> None:
+    group = find.one(dev_plan, MANAGED_NODE_GROUP, "gpu-spot").inputs
+
+    assert group["amiType"] == "AL2023_x86_64_NVIDIA"
+    assert group["taints"] == [GPU_TAINT_EKS]
+    assert group["capacityType"] == "SPOT"
+    assert group["instanceTypes"] == ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"]
+    assert {k: int(v) for k, v in group["scalingConfig"].items()} == {"minSize": 0, "desiredSize": 0, "maxSize": 3}
+    assert group["ignoreScalingChanges"] is True
+    assert group["labels"] == {NODE_GROUP_LABEL: "gpu-spot", "nvidia.com/gpu.present": "true"}
+    assert group["launchTemplate"]["version"] == "1"
+    assert group["launchTemplate"]["id"].startswith("lt-")
+
+
+@pytest.mark.parametrize("group_name", ["gpu-inference", "gpu-spot", "gpu-llm"])
+def test_prod_gpu_groups_get_an_nvidia_ami_and_the_gpu_taint_first(prod_plan, find, group_name: str) -> None:
+    group = find.one(prod_plan, MANAGED_NODE_GROUP, group_name).inputs
+    spec = prod_plan.config.node_groups[group_name]
+
+    assert group["amiType"].endswith("_NVIDIA")
+    assert group["taints"][0] == GPU_TAINT_EKS
+    assert group["capacityType"] == {"onDemand": "ON_DEMAND", "spot": "SPOT"}[spec.capacity_type]
+    assert {k: int(v) for k, v in group["scalingConfig"].items()} == {
+        "minSize": spec.min_size, "desiredSize": spec.min_size, "maxSize": spec.max_size}
+    assert group["ignoreScalingChanges"] is True
+
+
+def test_prod_llm_group_adds_its_own_taint_in_eks_spelling(prod_plan, find) -> None:
+    group = find.one(prod_plan, MANAGED_NODE_GROUP, "gpu-llm").inputs
+
+    assert group["taints"] == [GPU_TAINT_EKS, {"key": "modelplane.io/llm", "value": "true", "effect": "NO_SCHEDULE"}]
+
+
+def test_gpu_taint_can_be_turned_off(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot", "gpuTaint"), False))
+
+    plan = render("dev", config)
+
+    assert find.one(plan, MANAGED_NODE_GROUP, "gpu-spot").inputs["taints"] == []
+    assert find.object(plan, "Deployment", "image-embed")["spec"]["template"]["spec"]["tolerations"] == []
+
+
+def test_cpu_and_system_groups_are_untainted_on_demand_standard_amis(dev_plan, find) -> None:
+    for name in ("cpu", "ml-dev-system"):
+        group = find.one(dev_plan, MANAGED_NODE_GROUP, name).inputs
+        assert group["amiType"] == "AL2023_x86_64_STANDARD", name
+        assert group["capacityType"] == "ON_DEMAND", name
+        assert group["taints"] == [], name
+        assert group["ignoreScalingChanges"] is True, name
+    assert find.one(dev_plan, MANAGED_NODE_GROUP, "ml-dev-system").inputs["labels"] == {NODE_GROUP_LABEL: "system"}
+
+
+GPU_HINT = "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"
+
+
+@pytest.mark.parametrize(("plan_name", "group", "gpus"), [
+    ("dev_plan", "gpu-spot", "1"),
+    ("prod_plan", "gpu-llm", "4"),
+    ("dev_plan", "cpu", None),
+    ("dev_plan", "ml-dev-system", None),
+])
+def test_gpu_groups_tell_the_autoscaler_their_gpus_for_scale_from_zero(request, find, plan_name, group, gpus) -> None:
+    tags = find.one(request.getfixturevalue(plan_name), MANAGED_NODE_GROUP, group).inputs["tags"]
+
+    assert tags.get(GPU_HINT) == gpus
+    assert tags[NODE_GROUP_LABEL] == ("system" if group.endswith("-system") else group)
+
+
+def test_gpu_hint_uses_gpus_per_node_for_an_unknown_instance_type(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot", "instanceTypes"), ["g7x.xlarge"]),
+                                  (("modelplane:nodeGroups", "gpu-spot", "gpusPerNode"), 2))
+
+    tags = find.one(render("dev", config), MANAGED_NODE_GROUP, "gpu-spot").inputs["tags"]
+
+    assert tags[GPU_HINT] == "2"
+
+
+def test_graviton_group_gets_the_arm_ami_by_default(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:nodeGroups", "cpu", "instanceTypes"), ["m7g.xlarge"]))
+
+    group = find.one(render("dev", config), MANAGED_NODE_GROUP, "cpu").inputs
+
+    assert group["amiType"] == "AL2023_ARM_64_STANDARD"
+
+
+def test_desired_size_defaults_to_min_size_and_can_be_set(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:nodeGroups", "cpu", "desiredSize"), 3))
+
+    scaling = find.one(render("dev", config), MANAGED_NODE_GROUP, "cpu").inputs["scalingConfig"]
+
+    assert {k: int(v) for k, v in scaling.items()} == {"minSize": 1, "desiredSize": 3, "maxSize": 4}
+
+
+# ------------------------------------------------------------------------ placement of the APIs
+
+def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
+    return deployment["spec"]["template"]["spec"]
+
+
+def eks_to_kubernetes_effect(effect: str) -> str:
+    return {"NO_SCHEDULE": "NoSchedule", "PREFER_NO_SCHEDULE": "PreferNoSchedule", "NO_EXECUTE": "NoExecute"}[effect]
+
+
+@pytest.mark.parametrize(("plan_name", "api", "group"), [
+    ("dev_plan", "image-embed", "gpu-spot"),
+    *[("prod_plan", api, group) for api, group in PROD_GPU_APIS.items()],
+])
+def test_gpu_api_tolerates_exactly_its_groups_taints_and_selects_it(request, find, plan_name, api, group) -> None:
+    plan = request.getfixturevalue(plan_name)
+    spec = pod_spec(find.object(plan, "Deployment", api))
+    placement = Placement.for_group(group, plan.config.node_groups[group])
+    node_group = find.one(plan, MANAGED_NODE_GROUP, group).inputs
+
+    assert spec["nodeSelector"] == placement.node_selector() == {NODE_GROUP_LABEL: group}
+    assert spec["tolerations"] == placement.tolerations()
+    # Cross-check against what the node group actually renders, not only the shared helper.
+    assert [(t["key"], t["value"], t["effect"]) for t in spec["tolerations"]] == [
+        (t["key"], t["value"], eks_to_kubernetes_effect(t["effect"])) for t in node_group["taints"]]
+    assert all(t["operator"] == "Equal" for t in spec["tolerations"])
+    assert node_group["labels"][NODE_GROUP_LABEL] == group
+
+
+@pytest.mark.parametrize(("plan_name", "api", "gpus"), [
+    ("dev_plan", "image-embed", "1"),
+    ("prod_plan", "sentiment", "1"),
+    ("prod_plan", "llm-chat", "4"),
+])
+def test_gpu_api_requests_and_limits_its_gpus(request, find, plan_name, api, gpus) -> None:
+    plan = request.getfixturevalue(plan_name)
+    [container] = pod_spec(find.object(plan, "Deployment", api))["containers"]
+
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == gpus
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == gpus
+
+
+def test_cpu_api_has_no_gpu_and_no_tolerations(dev_plan, find) -> None:
+    spec = pod_spec(find.object(dev_plan, "Deployment", "sentiment"))
+    [container] = spec["containers"]
+
+    assert spec["nodeSelector"] == {NODE_GROUP_LABEL: "cpu"}
+    assert spec["tolerations"] == []
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
+
+
+def test_placement_for_a_gpu_group_with_user_taints() -> None:
+    spec = NodeGroupConfig.model_validate({
+        "instanceTypes": ["g5.xlarge"], "gpu": True, "labels": {"team": "search"},
+        "taints": [{"key": "example.com/dedicated", "value": "search", "effect": "NoExecute"}]})
+
+    placement = Placement.for_group("gpu-search", spec)
+
+    assert placement.labels == {"team": "search", NODE_GROUP_LABEL: "gpu-search", "nvidia.com/gpu.present": "true"}
+    assert placement.tolerations() == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
+        {"key": "example.com/dedicated", "operator": "Equal", "value": "search", "effect": "NoExecute"},
+    ]
+    assert placement.eks_taints() == [
+        GPU_TAINT_EKS, {"key": "example.com/dedicated", "value": "search", "effect": "NO_EXECUTE"}]
+
+
+# ------------------------------------------------------------------------ the model APIs
+
+@pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
+def test_deployments_leave_replicas_to_the_autoscaler(request, find, plan_name: str) -> None:
+    for deployment in find.objects(request.getfixturevalue(plan_name), "Deployment"):
+        assert "replicas" not in deployment["spec"], deployment["metadata"]["name"]
+
+
+@pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
+def test_selectors_are_exactly_the_api_label(request, find, plan_name: str) -> None:
+    plan = request.getfixturevalue(plan_name)
+    for api in plan.config.apis:
+        selector = {API_LABEL: api}
+        deployment = find.object(plan, "Deployment", api)
+        service = find.object(plan, "Service", api)
+        pdb = find.object(plan, "PodDisruptionBudget", api)
+
+        assert deployment["spec"]["selector"] == {"matchLabels": selector}
+        assert service["spec"]["selector"] == selector
+        assert pdb["spec"]["selector"] == {"matchLabels": selector}
+        assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_rolling_update_strategy_follows_config(dev_plan, prod_plan, find) -> None:
+    def strategy(plan, api):
+        return find.object(plan, "Deployment", api)["spec"]["strategy"]
+
+    assert strategy(dev_plan, "image-embed") == {"type": "RollingUpdate",
+                                                 "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert strategy(dev_plan, "sentiment")["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": "25%"}
+    assert strategy(prod_plan, "fraud-score")["rollingUpdate"] == {"maxSurge": "50%", "maxUnavailable": 0}
+
+
+def test_pdb_lets_drains_take_one_replica_at_a_time(dev_plan, find) -> None:
+    pdb = find.object(dev_plan, "PodDisruptionBudget", "image-embed")
+
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+    assert "minAvailable" not in pdb["spec"]
+
+
+def test_service_forwards_port_80_to_the_named_container_port(dev_plan, find) -> None:
+    service = find.object(dev_plan, "Service", "sentiment")
+    [container] = pod_spec(find.object(dev_plan, "Deployment", "sentiment"))["containers"]
+
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_container_runs_restricted(dev_plan, find) -> None:
+    namespace = find.object(dev_plan, "Namespace", "image-embed")
+    spec = pod_spec(find.object(dev_plan, "Deployment", "image-embed"))
+    [container] = spec["containers"]
+    account = find.object(dev_plan, "ServiceAccount", "image-embed")
+
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert spec["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert spec["automountServiceAccountToken"] is False
+    assert account["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == account["metadata"]["name"] == "image-embed"
+
+
+def test_container_command_args_env_and_probe_follow_config(dev_plan, find) -> None:
+    [container] = pod_spec(find.object(dev_plan, "Deployment", "image-embed"))["containers"]
+
+    assert container["image"] == "ghcr.io/acme/clip-embed:0.9.1"
+    assert container["command"] == ["python", "-m", "serve"]
+    assert container["args"] == ["--model", "openai/clip-vit-base-patch32"]
+    assert container["readinessProbe"] == {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 5,
+                                           "timeoutSeconds": 3, "failureThreshold": 3, "initialDelaySeconds": 20}
+    assert container["env"] == [
+        {"name": "MODELPLANE_API_NAME", "value": "image-embed"},
+        {"name": "MODELPLANE_PORT", "value": "8080"},
+        {"name": "MODELPLANE_MAX_CONCURRENCY", "value": "1"},
+    ]
+
+
+def test_user_env_comes_first_then_modelplanes(dev_plan, find) -> None:
+    [container] = pod_spec(find.object(dev_plan, "Deployment", "sentiment"))["containers"]
+
+    assert container["env"] == [
+        {"name": "MODEL_NAME", "value": "distilbert-sst2"},
+        {"name": "WORKERS", "value": "4"},
+        {"name": "MODELPLANE_API_NAME", "value": "sentiment"},
+        {"name": "MODELPLANE_PORT", "value": "8080"},
+        {"name": "MODELPLANE_MAX_CONCURRENCY", "value": "4"},
+    ]
+    assert "command" not in container and "args" not in container
+
+
+# ------------------------------------------------------------------------ autoscaling
+
+DEFAULT_BEHAVIOR = {
+    "scaleUp": {"stabilizationWindowSeconds": 60, "selectPolicy": "Max",
+                "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]},
+    "scaleDown": {"stabilizationWindowSeconds": 300, "selectPolicy": "Max",
+                  "policies": [{"type": "Percent", "value": 25, "periodSeconds": 60}]},
+}
+
+
+@pytest.mark.parametrize("api", DEV_APIS)
+def test_hpa_behavior_is_cortexs_defaults(dev_plan, find, api: str) -> None:
+    hpa = find.object(dev_plan, "HorizontalPodAutoscaler", api)
+
+    assert hpa["spec"]["behavior"] == DEFAULT_BEHAVIOR
+
+
+def test_hpa_behavior_follows_changed_knobs(prod_plan, find) -> None:
+    # prod image-embed: maxUpscaleFactor 2.0 -> may double per minute.
+    embed = find.object(prod_plan, "HorizontalPodAutoscaler", "image-embed")["spec"]["behavior"]
+    # prod llm-chat: upscale 3m, downscale 30m.
+    llm = find.object(prod_plan, "HorizontalPodAutoscaler", "llm-chat")["spec"]["behavior"]
+
+    assert embed["scaleUp"]["policies"] == [{"type": "Percent", "value": 100, "periodSeconds": 60}]
+    assert embed["scaleDown"] == DEFAULT_BEHAVIOR["scaleDown"]
+    assert llm["scaleUp"]["stabilizationWindowSeconds"] == 180
+    assert llm["scaleDown"]["stabilizationWindowSeconds"] == 1800
+
+
+def test_hpa_targets_the_deployment_with_config_bounds_and_metric(dev_plan, prod_plan, find) -> None:
+    sentiment = find.object(dev_plan, "HorizontalPodAutoscaler", "sentiment")
+    recommender = find.object(prod_plan, "HorizontalPodAutoscaler", "recommender")
+
+    assert sentiment["metadata"]["namespace"] == "sentiment"
+    assert sentiment["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "sentiment"}
+    assert (sentiment["spec"]["minReplicas"], sentiment["spec"]["maxReplicas"]) == (1, 6)
+    assert sentiment["spec"]["metrics"] == [{"type": "Resource", "resource": {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 65}}}]
+    assert recommender["spec"]["metrics"][0]["resource"]["name"] == "memory"
+    assert recommender["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 75
+
+
+# ------------------------------------------------------------------------ outputs
+
+def test_kubeconfig_output_is_secret(dev_plan) -> None:
+    assert dev_plan.secret_outputs == {"kubeconfig"}
+    kubeconfig = json.loads(dev_plan.outputs["kubeconfig"])
+    assert kubeconfig["users"][0]["user"]["exec"]["args"][:4] == ["eks", "get-token", "--cluster-name", "ml-dev"]
+
+
+def test_api_urls_output(dev_plan, prod_plan) -> None:
+    assert dev_plan.outputs["clusterName"] == "ml-dev"
+    assert dev_plan.outputs["apiUrls"] == {api: f"http://{api}.{api}.svc.cluster.local" for api in DEV_APIS}
+    assert prod_plan.outputs["apiUrls"] == {
+        api: f"http://{api}.{api}.svc.cluster.local"
+        for api in ("fraud-score", "recommender", "sentiment", "image-embed", "llm-chat")}
+
+
+def test_api_url_names_the_service(dev_plan, find) -> None:
+    service = find.object(dev_plan, "Service", "sentiment")
+    host = dev_plan.outputs["apiUrls"]["sentiment"].removeprefix("http://").split(".")
+
+    assert host[:2] == [service["metadata"]["name"], service["metadata"]["namespace"]]
+
+
+# ------------------------------------------------------------------------ add-ons
+
+def test_helm_releases_are_pinned(dev_plan, find) -> None:
+    autoscaler = find.one(dev_plan, RELEASE, "ml-dev-cluster-autoscaler").inputs
+    plugin = find.one(dev_plan, RELEASE, "ml-dev-nvidia-device-plugin").inputs
+
+    for release, chart in ((autoscaler, "cluster-autoscaler"), (plugin, "nvidia-device-plugin")):
+        assert release["chart"] == chart
+        assert re.fullmatch(r"\d+\.\d+\.\d+", release["version"]), release["version"]
+        assert (release["repositoryOpts"]["repo"], release["version"]) == CHARTS[chart]
+    assert autoscaler["version"] == "9.43.1"
+    assert plugin["version"] == "0.17.1"
+
+
+def test_cluster_autoscaler_values(dev_plan, find) -> None:
+    values = find.one(dev_plan, RELEASE, "ml-dev-cluster-autoscaler").inputs["values"]
+
+    assert values["cloudProvider"] == "aws"
+    assert values["awsRegion"] == "us-east-1"
+    assert values["autoDiscovery"] == {"clusterName": "ml-dev"}
+    # The autoscaler's minor version must match the control plane's.
+    assert values["image"]["tag"].startswith("v1.33.")
+    assert values["nodeSelector"] == {NODE_GROUP_LABEL: "system"}
+    assert values["rbac"]["serviceAccount"] == {
+        "name": "cluster-autoscaler",
+        "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/ml-dev-cluster-autoscaler"}}
+
+
+def test_cluster_autoscaler_role_is_for_its_service_account_only(dev_plan, find) -> None:
+    trust = json.loads(find.one(dev_plan, "aws:iam/role:Role", "ml-dev-cluster-autoscaler").inputs["assumeRolePolicy"])
+    [statement] = trust["Statement"]
+    [(issuer_sub, subject)] = [(k, v) for k, v in statement["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].startswith("arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.")
+    assert subject == "system:serviceaccount:kube-system:cluster-autoscaler"
+    assert issuer_sub.startswith("oidc.eks.us-east-1.amazonaws.com/id/")
+
+
+def test_cluster_autoscaler_may_only_resize_this_clusters_groups(dev_plan, find) -> None:
+    role_policy = find.one(dev_plan, "aws:iam/rolePolicy:RolePolicy", "ml-dev-cluster-autoscaler")
+    policy = json.loads(role_policy.inputs["policy"])
+    writes = [s for s in policy["Statement"] if "autoscaling:SetDesiredCapacity" in s["Action"]]
+
+    assert len(writes) == 1
+    assert writes[0]["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/ml-dev": "owned"}}
+    # Every other statement is read-only.
+    for statement in policy["Statement"]:
+        if statement is not writes[0]:
+            assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in statement["Action"])
+
+
+def test_device_plugin_runs_on_every_gpu_node(dev_plan, find) -> None:
+    plugin = find.one(dev_plan, RELEASE, "ml-dev-nvidia-device-plugin").inputs
+
+    assert plugin["namespace"] == "kube-system"
+    assert plugin["values"]["tolerations"] == [{"operator": "Exists"}]
+
+
+HELM_RELEASE_NAME_MAX = 53
+"""Helm refuses longer release names (chartutil.ValidateReleaseName)."""
+
+AUTONAME_SUFFIX = len("-") + 8
+"""pulumi-kubernetes names a Release without ``name`` ``<resource name>-<8 hex>``, untruncated."""
+
+
+def test_helm_release_names_fit_helms_limit_for_the_longest_cluster_name(render, stack_configs) -> None:
+    longest = "ml-" + "x" * 36 + "a"  # ClusterConfig.name allows 40 characters
+    config = stack_configs.edited("dev", (("modelplane:cluster", "name"), longest))
+
+    releases = render("dev", config).by_type(RELEASE)
+
+    # Autonamed releases embed the cluster name and overflow; fixed names do not.
+    assert len(releases) == 2
+    for release in releases:
+        name = release.inputs.get("name") or release.name + "x" * AUTONAME_SUFFIX
+        assert len(name) <= HELM_RELEASE_NAME_MAX, (release.name, len(name))
+
+
+@pytest.mark.parametrize("change", ["no GPU groups", "Bottlerocket GPU group"])
+def test_no_device_plugin_without_al2023_gpu_groups(render, stack_configs, change: str) -> None:
+    if change == "no GPU groups":
+        config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot"), stack_configs.DELETE),
+                                      (("modelplane:apis", "image-embed"), stack_configs.DELETE))
+    else:  # Bottlerocket's NVIDIA variants ship the device plugin.
+        config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot", "amiType"),
+                                              "BOTTLEROCKET_x86_64_NVIDIA"))
+
+    plan = render("dev", config)
+
+    assert [r.name for r in plan.by_type(RELEASE)] == ["ml-dev-cluster-autoscaler"]
