@@ -500,6 +500,7 @@ def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
     if issues:
         raise ConfigError(source, issues)
     assert cluster is not None and isinstance(region, str)
+    warnings += gpu_headroom_warnings(node_groups, apis)
     return EstateConfig(source=source, region=region, cluster=cluster,
                         node_groups=dict(sorted(node_groups.items())),
                         apis=dict(sorted(apis.items())), warnings=warnings)
@@ -693,6 +694,9 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     for knob in ("upscale_stabilization_period", "downscale_stabilization_period"):
         if duration_seconds(getattr(scaling, knob)) > 3600:
             yield Issue(path + ("autoscaling", to_camel(knob)), "must be at most 1h (the Kubernetes limit)")
+    if scaling.metric == "cpu" and _millicores(api.compute.cpu) == 0:
+        yield Issue(path + ("compute", "cpu"), "metric cpu scales on a percent of the CPU request, which is 0; "
+                                               "request some CPU (e.g. 200m)")
     if scaling.metric == "memory" and api.compute.mem is None:
         yield Issue(path + ("autoscaling", "metric"), "metric memory scales on a percent of the memory "
                                                       "request; set compute.mem")
@@ -731,6 +735,38 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         if api.compute.mem is not None and _gib(api.compute.mem) > smallest.memory_gib:
             yield Issue(path + ("compute", "mem"), f"{api.compute.mem} does not fit on a {smallest.name} "
                                                    f"({smallest.memory_gib:g} GiB)")
+
+
+def surge_replicas(api: ApiConfig, replicas: int) -> int:
+    """Extra replicas a rollout of ``replicas`` may start (Kubernetes rounds a percent surge up)."""
+    surge = effective_update_strategy(api)[0]
+    if isinstance(surge, int):
+        return surge
+    return -(-replicas * int(surge[:-1]) // 100)
+
+
+def gpu_headroom_warnings(groups: dict[str, NodeGroupConfig], apis: dict[str, ApiConfig]) -> list[str]:
+    """GPU groups whose maximum size cannot hold their APIs at maxReplicas plus a rollout's surge.
+
+    At that point a rollout's new replicas stay Pending and, with maxUnavailable 0,
+    the rollout stalls until its deadline: ``pulumi up`` fails.
+    """
+    warnings = []
+    for name, group in groups.items():
+        per_node = gpus_per_node(group)
+        on_group = {n: a for n, a in apis.items() if a.node_group == name and a.compute.gpu}
+        if not per_node or not on_group:
+            continue
+        steady = sum(a.autoscaling.max_replicas * a.compute.gpu for a in on_group.values())
+        # Rollouts of different APIs rarely overlap; the largest single surge must fit.
+        surge = max(surge_replicas(a, a.autoscaling.max_replicas) * a.compute.gpu for a in on_group.values())
+        capacity = group.max_size * per_node
+        if steady + surge > capacity:
+            warnings.append(
+                f"node group {name!r}: its APIs at maxReplicas use {steady} GPU(s) and a rollout surges "
+                f"{surge} more, but maxSize {group.max_size} x {per_node} GPU(s) gives {capacity}; a rollout "
+                f"at peak load would stall (raise maxSize to {-(-(steady + surge) // per_node)} or lower maxReplicas)")
+    return warnings
 
 
 def _check_partly_valid_api(name: str, entry: dict[str, Any], found: list[Issue],

@@ -306,7 +306,7 @@ def test_gpu_spot_group_inputs(dev_plan, find) -> None:
     assert group["taints"] == [GPU_TAINT_EKS]
     assert group["capacityType"] == "SPOT"
     assert group["instanceTypes"] == ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"]
-    assert {k: int(v) for k, v in group["scalingConfig"].items()} == {"minSize": 0, "desiredSize": 0, "maxSize": 3}
+    assert {k: int(v) for k, v in group["scalingConfig"].items()} == {"minSize": 0, "desiredSize": 0, "maxSize": 4}
     assert group["ignoreScalingChanges"] is True
     assert group["labels"] == {NODE_GROUP_LABEL: "gpu-spot", "nvidia.com/gpu.present": "true"}
     assert group["launchTemplate"]["version"] == "1"

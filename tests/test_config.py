@@ -585,3 +585,38 @@ def test_cpu_quantity_written_as_a_yaml_number_becomes_a_string(stack_configs) -
     estate = parse_estate(config, SOURCE)
 
     assert estate.apis["sentiment"].compute.cpu == "2"
+
+
+# ------------------------------------------------------------------------ capacity warnings and CPU scaling
+
+def test_gpu_group_too_small_for_a_rollout_at_peak_is_a_warning(stack_configs) -> None:
+    # dev's image-embed: maxReplicas 3, 1 GPU each, surge 1 -> needs 4 GPUs; shrink its group to 3 nodes.
+    config = stack_configs.edited("dev", ((GROUPS, "gpu-spot", "maxSize"), 3))
+
+    estate = parse_estate(config, SOURCE)
+
+    assert estate.warnings == [
+        "node group 'gpu-spot': its APIs at maxReplicas use 3 GPU(s) and a rollout surges 1 more, but maxSize "
+        "3 x 1 GPU(s) gives 3; a rollout at peak load would stall (raise maxSize to 4 or lower maxReplicas)"]
+
+
+def test_percent_surge_counts_replicas_rounded_up(stack_configs) -> None:
+    config = stack_configs.edited(
+        "dev",
+        ((APIS, "image-embed", "updateStrategy"), {"maxSurge": "50%", "maxUnavailable": 0}),
+        ((GROUPS, "gpu-spot", "maxSize"), 4),
+    )
+
+    estate = parse_estate(config, SOURCE)
+
+    # 3 replicas * 50% = 1.5 -> 2 surge replicas: 5 GPUs needed, 4 available.
+    assert len(estate.warnings) == 1 and "surges 2 more" in estate.warnings[0]
+
+
+def test_cpu_scaling_needs_a_cpu_request(stack_configs) -> None:
+    config = stack_configs.edited("dev", ((APIS, "sentiment", "compute", "cpu"), "0"))
+
+    issue = only_problem(config)
+
+    assert issue.where() == "modelplane:apis.sentiment.compute.cpu"
+    assert "request some CPU" in issue.message
