@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, EstateConfig, duration_seconds, effective_update_strategy
+from .config import ConfigError, EstateConfig, duration_seconds, effective_update_strategy, gpu_demand
 from .offline import Plan, find_project, kubernetes_objects, load_config, normalize, run_stack
 
 __all__ = ["main"]
@@ -154,9 +154,9 @@ def format_plan(plan: Plan) -> str:
     lines += ["", "Component tree"]
     lines += _tree(plan)
     lines += ["", "Node groups"]
-    lines += _table(["group", "instance types", "capacity", "nodes", "GPUs/node"], [
+    lines += _table(["group", "instance types", "capacity", "nodes", "GPUs/node", "GPUs at peak+surge / max"], [
         [name, ", ".join(g.instance_types), g.capacity_type, f"{g.min_size}-{g.max_size}",
-         str(estate.gpus_per_node(name)) if g.gpu else "-"]
+         str(estate.gpus_per_node(name)) if g.gpu else "-", _demand(name, estate)]
         for name, g in estate.node_groups.items()])
     lines += ["", "Model APIs"]
     lines += _table(["api", "image", "replicas", "GPUs", "scaling", "surge/unavail", "node group"],
@@ -168,6 +168,13 @@ def format_plan(plan: Plan) -> str:
     if estate.warnings:
         lines += ["", "Warnings"] + [f"  - {w}" for w in estate.warnings]
     return "\n".join(lines)
+
+
+def _demand(group: str, estate: EstateConfig) -> str:
+    demand = gpu_demand(group, estate.node_groups[group], estate.apis)
+    if demand is None:
+        return "-"
+    return f"{demand.steady}+{demand.surge} / {demand.capacity}" + ("" if demand.fits else "  (short)")
 
 
 def _api_row(estate: EstateConfig, name: str) -> list[str]:

@@ -745,6 +745,35 @@ def surge_replicas(api: ApiConfig, replicas: int) -> int:
     return -(-replicas * int(surge[:-1]) // 100)
 
 
+@dataclass(frozen=True)
+class GpuDemand:
+    """GPUs a group's APIs need at peak, and what the group can give."""
+
+    steady: int
+    """GPUs of all the group's APIs at maxReplicas."""
+    surge: int
+    """GPUs of the largest single rollout surge at maxReplicas (rollouts of different APIs rarely overlap)."""
+    capacity: int
+    """maxSize x GPUs per node."""
+
+    @property
+    def fits(self) -> bool:
+        return self.steady + self.surge <= self.capacity
+
+
+def gpu_demand(group_name: str, group: NodeGroupConfig, apis: dict[str, ApiConfig]) -> GpuDemand | None:
+    """The GPU demand on ``group`` at peak, or None when it is not a GPU group or no GPU API uses it."""
+    on_group = [a for a in apis.values() if a.node_group == group_name and a.compute.gpu]
+    per_node = gpus_per_node(group)
+    if not per_node or not on_group:
+        return None
+    return GpuDemand(
+        steady=sum(a.autoscaling.max_replicas * a.compute.gpu for a in on_group),
+        surge=max(surge_replicas(a, a.autoscaling.max_replicas) * a.compute.gpu for a in on_group),
+        capacity=group.max_size * per_node,
+    )
+
+
 def gpu_headroom_warnings(groups: dict[str, NodeGroupConfig], apis: dict[str, ApiConfig]) -> list[str]:
     """GPU groups whose maximum size cannot hold their APIs at maxReplicas plus a rollout's surge.
 
@@ -753,19 +782,15 @@ def gpu_headroom_warnings(groups: dict[str, NodeGroupConfig], apis: dict[str, Ap
     """
     warnings = []
     for name, group in groups.items():
-        per_node = gpus_per_node(group)
-        on_group = {n: a for n, a in apis.items() if a.node_group == name and a.compute.gpu}
-        if not per_node or not on_group:
+        demand = gpu_demand(name, group, apis)
+        if demand is None or demand.fits:
             continue
-        steady = sum(a.autoscaling.max_replicas * a.compute.gpu for a in on_group.values())
-        # Rollouts of different APIs rarely overlap; the largest single surge must fit.
-        surge = max(surge_replicas(a, a.autoscaling.max_replicas) * a.compute.gpu for a in on_group.values())
-        capacity = group.max_size * per_node
-        if steady + surge > capacity:
-            warnings.append(
-                f"node group {name!r}: its APIs at maxReplicas use {steady} GPU(s) and a rollout surges "
-                f"{surge} more, but maxSize {group.max_size} x {per_node} GPU(s) gives {capacity}; a rollout "
-                f"at peak load would stall (raise maxSize to {-(-(steady + surge) // per_node)} or lower maxReplicas)")
+        per_node = gpus_per_node(group)
+        needed = -(-(demand.steady + demand.surge) // per_node)
+        warnings.append(
+            f"node group {name!r}: its APIs at maxReplicas use {demand.steady} GPU(s) and a rollout surges "
+            f"{demand.surge} more, but maxSize {group.max_size} x {per_node} GPU(s) gives {demand.capacity}; "
+            f"a rollout at peak load would stall (raise maxSize to {needed} or lower maxReplicas)")
     return warnings
 
 
