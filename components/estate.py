@@ -71,7 +71,8 @@ class Estate(pulumi.ComponentResource):
                 api,
                 ModelApiArgs(spec=spec, placement=group.placement,
                              labels={"app.kubernetes.io/part-of": config.cluster.name}),
-                opts=pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider], depends_on=[group]),
+                opts=pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider],
+                                            depends_on=[group.managed_node_group]),
             )
         self.cluster_name = self.cluster.cluster_name
         self.kubeconfig = self.cluster.kubeconfig

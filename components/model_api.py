@@ -69,15 +69,18 @@ class ModelApi(pulumi.ComponentResource):
                 "pod-security.kubernetes.io/enforce-version": "latest"}},
             opts=child,
         )
+        # Plain strings, not the Namespace's outputs: the names are known, and depends_on orders creation.
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        metadata = {"name": name, "namespace": namespace.metadata.name, "labels": labels}
+        metadata = {"name": name, "namespace": namespace_name, "labels": labels}
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=metadata, automount_service_account_token=False, opts=in_namespace)
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
-            spec=deployment_spec(name, spec, args.placement, selector, labels, account.metadata.name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace],
+            spec=deployment_spec(name, spec, args.placement, selector, labels, name),
+            # Replicas need the node group (and its device plugin) to exist: opts.depends_on is not
+            # inherited by children, so the Deployment takes it explicitly.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, account, *_depends_on(opts)],
                                         custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT,
                                                                               update=ROLLOUT_TIMEOUT)),
         )
@@ -102,13 +105,20 @@ class ModelApi(pulumi.ComponentResource):
         )
         AutoscalingPolicy(
             f"{name}-autoscaling",
-            AutoscalingPolicyArgs(target=name, namespace=namespace.metadata.name, spec=spec.autoscaling,
+            AutoscalingPolicyArgs(target=name, namespace=namespace_name, spec=spec.autoscaling,
                                   labels=labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
-        self.namespace = namespace.metadata.name
-        self.url = pulumi.Output.concat("http://", name, ".", self.namespace, ".svc.cluster.local")
+        self.namespace = pulumi.Output.from_input(namespace_name)
+        self.url = pulumi.Output.from_input(f"http://{name}.{namespace_name}.svc.cluster.local")
         self.register_outputs({"url": self.url, "namespace": self.namespace})
+
+
+def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
+    depends = opts.depends_on if opts is not None else None
+    if depends is None:
+        return []
+    return list(depends) if isinstance(depends, (list, tuple)) else [depends]  # type: ignore[list-item]
 
 
 def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: dict[str, str],

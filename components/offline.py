@@ -24,13 +24,15 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import mocks as _mocks
+from google.protobuf import json_format
 from pulumi.runtime import rpc, settings
-from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime import resource as runtime_resource
+from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.sync_await import _sync_await
 
 from .config import EstateConfig, load_stack_file, parse_estate
 
-__all__ = ["Plan", "Registered", "find_project", "kubernetes_objects", "normalize", "run_stack"]
+__all__ = ["Plan", "Registered", "find_project", "kubernetes_objects", "normalize", "run_stack", "start_mock_engine"]
 
 ACCOUNT = "123456789012"
 
@@ -153,8 +155,7 @@ class RecordingMonitor(_mocks.MockMonitor):
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
-        _mocks._ensure_event_loop()
-        inputs = rpc.deserialize_properties(request.object)
+        inputs = _plain(json_format.MessageToDict(request.object))
         args = pulumi.runtime.MockResourceArgs(typ=request.type, name=request.name, inputs=inputs,
                                                provider=request.provider, resource_id=request.importId,
                                                custom=request.custom or False)
@@ -165,6 +166,26 @@ class RecordingMonitor(_mocks.MockMonitor):
             self.resources[urn] = _mocks.MockMonitor.ResourceRegistration(urn, resource_id or "", state)
         return resource_pb2.RegisterResourceResponse(
             urn=urn, id=resource_id or "", object=_sync_await(rpc.serialize_properties(state, {})))
+
+
+def _plain(value: Any) -> Any:
+    """Engine wire values as plain data: resource references become ``{"$ref": urn}``, secrets their value.
+
+    The SDK's own deserializer would rehydrate referenced resources through an invoke scheduled on this
+    monitor thread's event loop, racing the program's loop; the recording needs only the URN.
+    """
+    if isinstance(value, dict):
+        signature = value.get(rpc._special_sig_key)
+        if signature == rpc._special_resource_sig:
+            return {"$ref": value["urn"]}
+        if signature in (rpc._special_secret_sig, rpc._special_output_value_sig):
+            return _plain(value.get("value"))
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return None
+    return value
 
 
 def find_project(start: Path | None = None) -> Path:
@@ -195,6 +216,26 @@ def _missing(source: str, project: Path) -> dict[str, Any]:
     raise ConfigError(source, [Issue((), f"no such stack file; stacks here: {', '.join(stacks) or 'none'}")])
 
 
+def _no_stack_trace() -> source_pb2.StackTrace:
+    return source_pb2.StackTrace()
+
+
+def start_mock_engine(stack: str, region: str) -> RecordingMonitor:
+    """Reset the Pulumi runtime and point it at a fresh recording mock engine for ``stack``.
+
+    The SDK captures the Python stack of every resource registration so that the
+    real engine can show source positions; the mock monitor discards them, and
+    the capture costs time in proportion to how deeply the program nests its
+    components, so offline runs skip it.
+    """
+    mocks = EstateMocks(region)
+    monitor = RecordingMonitor(mocks)
+    settings.reset_options(project="modelplane", stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project="modelplane", stack=stack, preview=False, monitor=monitor)
+    runtime_resource._get_stack_trace = _no_stack_trace
+    return monitor
+
+
 def run_stack(stack: str, project: Path | None = None, config_map: dict[str, Any] | None = None) -> Plan:
     """Validate ``stacks/Pulumi.<stack>.yaml`` and run ``infra/__main__.py`` on it under mocks.
 
@@ -206,10 +247,7 @@ def run_stack(stack: str, project: Path | None = None, config_map: dict[str, Any
     else:
         estate = parse_estate(config_map, f"stacks/Pulumi.{stack}.yaml")
 
-    mocks = EstateMocks(estate.region)
-    monitor = RecordingMonitor(mocks)
-    settings.reset_options(project="modelplane", stack=stack, preview=False)
-    pulumi.runtime.set_mocks(mocks, project="modelplane", stack=stack, preview=False, monitor=monitor)
+    monitor = start_mock_engine(stack, estate.region)
     pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config_map.items()})
 
     program = project / "infra" / "__main__.py"
@@ -239,9 +277,6 @@ def normalize(value: Any) -> Any:
     """Engine values as the Kubernetes API expects them: integral floats back to ints, no nulls."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, pulumi.Resource):
-        # A resource passed as an input (e.g. the cluster to a node group) is a reference by URN.
-        return {"$ref": _sync_await(value.urn.future())}
     if isinstance(value, dict):
         return {k: normalize(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
