@@ -47,7 +47,7 @@ class AutoscalingPolicy(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:AutoscalingPolicy", name, None, opts)
         spec = args.spec
-        hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
             name,
             metadata={"name": args.target, "namespace": args.namespace, "labels": args.labels},
             spec={
@@ -59,7 +59,7 @@ class AutoscalingPolicy(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.hpa_name = hpa.metadata.name
+        self.hpa_name = pulumi.Output.from_input(args.target)
         self.register_outputs({"hpa_name": self.hpa_name})
 
 

@@ -12,7 +12,7 @@ import pulumi
 
 from .config import ConfigError, EstateConfig, config_from_pulumi, parse_estate
 from .gpu_node_group import GpuNodeGroup
-from .model_api import ModelApi, ModelApiArgs
+from .model_api import ModelApi, ModelApiArgs, service_url
 from .node_group import NodeGroup, NodeGroupArgs, ami_type
 from .serving_cluster import ServingCluster, ServingClusterArgs
 
@@ -76,7 +76,7 @@ class Estate(pulumi.ComponentResource):
             )
         self.cluster_name = self.cluster.cluster_name
         self.kubeconfig = self.cluster.kubeconfig
-        self.api_urls = pulumi.Output.all(**{api: m.url for api, m in self.apis.items()}) \
-            if self.apis else pulumi.Output.from_input({})
+        # Service URLs follow from the names alone; no need to wait on 500 component outputs.
+        self.api_urls = pulumi.Output.from_input({api: service_url(api, api) for api in self.apis})
         self.register_outputs({"cluster_name": self.cluster_name, "kubeconfig": self.kubeconfig,
                                "api_urls": self.api_urls})

@@ -110,8 +110,13 @@ class ModelApi(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
         self.namespace = pulumi.Output.from_input(namespace_name)
-        self.url = pulumi.Output.from_input(f"http://{name}.{namespace_name}.svc.cluster.local")
+        self.url = pulumi.Output.from_input(service_url(name, namespace_name))
         self.register_outputs({"url": self.url, "namespace": self.namespace})
+
+
+def service_url(name: str, namespace: str) -> str:
+    """In-cluster URL of an API's Service (known before anything is deployed)."""
+    return f"http://{name}.{namespace}.svc.cluster.local"
 
 
 def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
