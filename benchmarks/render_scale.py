@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import hashlib
 import json
 import math
@@ -146,6 +147,29 @@ def _millicores(cpu: str) -> float:
 
 # --------------------------------------------------------------------------- the two sides (run in children)
 
+class _GcTimer:
+    """Time spent in the cyclic garbage collector (any thread), via ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full_collections = 0
+        self._started = 0.0
+
+    def __enter__(self) -> _GcTimer:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.full_collections += info["generation"] == 2
+
+
 def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
@@ -176,15 +200,17 @@ def measure_modelplane(cfg: dict[str, Any], objects_out: Path | None) -> dict[st
     _warm_modelplane()
     from modelplane import offline
 
-    start = time.perf_counter()
-    plan = offline.run_stack(STACK, project=REPO, config_map=cfg)
-    seconds = time.perf_counter() - start
+    with _GcTimer() as gc_timer:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        plan = offline.run_stack(STACK, project=REPO, config_map=cfg)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     rss = _peak_rss_kib()
     objects = list(offline.kubernetes_objects(plan))
     if objects_out is not None:
         objects_out.write_text(json.dumps(objects))
-    return {"seconds": seconds, "resources": len(plan.resources), "k8s_objects": len(objects),
-            "rss_kib": rss}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "resources": len(plan.resources),
+            "k8s_objects": len(objects),
+            "rss_kib": rss, "gc_seconds": gc_timer.seconds, "gc_full": gc_timer.full_collections}
 
 
 def _k8s_classes() -> dict[tuple[str, str], Any]:
@@ -237,16 +263,19 @@ def measure_baseline(objects: list[dict[str, Any]], region: str) -> dict[str, An
     _warm_kubernetes()
     from modelplane.offline import normalize
 
-    start = time.perf_counter()
-    recorded = run_baseline(objects, region)
-    seconds = time.perf_counter() - start
+    with _GcTimer() as gc_timer:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        recorded = run_baseline(objects, region)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     rss = _peak_rss_kib()
     # Outside the timing: the baseline registered exactly modelplane's objects (the engine records
     # registrations as they complete, so match them up by name rather than by order).
     registered = {r.name: normalize(r.inputs) for r in recorded}
     identical = len(recorded) == len(objects) and all(
         registered.get(_resource_name(obj)) == obj for obj in objects)
-    return {"seconds": seconds, "resources": len(recorded), "rss_kib": rss, "identical": identical}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "resources": len(recorded), "rss_kib": rss,
+            "identical": identical,
+            "gc_seconds": gc_timer.seconds, "gc_full": gc_timer.full_collections}
 
 
 def _child(args: argparse.Namespace) -> None:
@@ -300,11 +329,25 @@ def bench_size(n: int, repeats: int, workdir: Path) -> dict[str, Any]:
         "identical": all(r["identical"] for r in base),
         "mp_s": statistics.median(r["seconds"] for r in mp),
         "base_s": statistics.median(r["seconds"] for r in base),
+        "mp_cpu_s": statistics.median(r["cpu_seconds"] for r in mp),
+        "base_cpu_s": statistics.median(r["cpu_seconds"] for r in base),
         "mp_runs": [r["seconds"] for r in mp],
         "base_runs": [r["seconds"] for r in base],
+        "mp_gc_s": statistics.median(r["gc_seconds"] for r in mp),
+        "base_gc_s": statistics.median(r["gc_seconds"] for r in base),
+        "mp_gc_full": statistics.median(r["gc_full"] for r in mp),
+        "base_gc_full": statistics.median(r["gc_full"] for r in base),
         "mp_rss_mib": statistics.median(r["rss_kib"] for r in mp) / 1024,
         "base_rss_mib": statistics.median(r["rss_kib"] for r in base) / 1024,
     }
+
+
+def _sources_digest() -> str:
+    """Digest of the package sources; the package is edited concurrently, so say exactly what was measured."""
+    sources = hashlib.sha256()
+    for path in sorted([*(REPO / "components").glob("*.py"), REPO / "infra" / "__main__.py"]):
+        sources.update(path.name.encode() + b"\0" + path.read_bytes())
+    return sources.hexdigest()[:16]
 
 
 def _versions() -> str:
@@ -315,10 +358,6 @@ def _versions() -> str:
             return "not installed"
 
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    # The package is edited concurrently: identify the exact sources measured.
-    sources = hashlib.sha256()
-    for path in sorted([*(REPO / "components").glob("*.py"), REPO / "infra" / "__main__.py"]):
-        sources.update(path.name.encode() + b"\0" + path.read_bytes())
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (f"Python {platform.python_version()} ({platform.python_implementation()}), "
             f"pulumi {version('pulumi')}, pulumi-kubernetes {version('pulumi_kubernetes')}, "
@@ -327,13 +366,13 @@ def _versions() -> str:
             f"CPUs: {os.cpu_count()} (usable by this process: {affinity}); load average at start: {load}; "
             f"{platform.platform()}\n"
             f"modelplane {version('modelplane')} sources (components/*.py, infra/__main__.py) sha256 "
-            f"{sources.hexdigest()[:16]}")
+            f"{_sources_digest()}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 500], help="numbers of model APIs")
-    parser.add_argument("--repeats", type=int, default=3, help="measurements per side and size (median reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="measurements per side and size (median reported)")
     for hidden in ("--_child", "--_config", "--_result", "--_objects"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -342,27 +381,36 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     print(_versions())
-    print(f"median of {args.repeats} runs per cell; each run in a fresh process; seconds = the mock run only")
+    print(f"median of {args.repeats} runs per cell; each run in a fresh process; seconds = the mock run only "
+          "(wall clock); CPU ratio = ratio of the median process CPU times (less sensitive to a noisy host)")
+    digest = _sources_digest()
     rows = []
     with tempfile.TemporaryDirectory(prefix="modelplane-bench-") as tmp:
         for n in args.sizes:
             rows.append(bench_size(n, args.repeats, Path(tmp)))
+    if _sources_digest() != digest:
+        print(f"WARNING: the modelplane sources changed during the run (sha256 {digest} -> {_sources_digest()}); "
+              "the numbers below may mix versions: run again.")
 
     header = (f"{'N':>5}  {'resources (mp / base)':>21}  {'modelplane s':>12}  {'baseline s':>10}  "
-              f"{'ratio':>6}  {'mp RSS MiB':>10}  {'base RSS MiB':>12}")
+              f"{'ratio':>6}  {'CPU ratio':>9}  {'mp RSS MiB':>10}  {'base RSS MiB':>12}")
     print()
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['n']:>5}  {str(r['mp_resources']) + ' / ' + str(r['base_resources']):>21}  "
               f"{r['mp_s']:>12.3f}  {r['base_s']:>10.3f}  {r['mp_s'] / r['base_s']:>6.2f}  "
+              f"{r['mp_cpu_s'] / r['base_cpu_s']:>9.2f}  "
               f"{r['mp_rss_mib']:>10.1f}  {r['base_rss_mib']:>12.1f}")
     print()
     for r in rows:
         same = "identical" if r["identical"] else "NOT IDENTICAL"
         print(f"N={r['n']}: {r['k8s_objects']} Kubernetes objects, baseline registrations {same} to modelplane's; "
               f"runs modelplane {', '.join(f'{s:.3f}' for s in r['mp_runs'])} s, "
-              f"baseline {', '.join(f'{s:.3f}' for s in r['base_runs'])} s")
+              f"baseline {', '.join(f'{s:.3f}' for s in r['base_runs'])} s; "
+              f"median time in the garbage collector: modelplane {r['mp_gc_s']:.2f} s "
+              f"({r['mp_gc_full']:g} full collections), baseline {r['base_gc_s']:.2f} s "
+              f"({r['base_gc_full']:g} full collections)")
 
 
 if __name__ == "__main__":
