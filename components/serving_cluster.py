@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -221,17 +222,9 @@ def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: p
         }),
         opts=pulumi.ResourceOptions(parent=opts.parent),
     )
-    repository, version = CHARTS["cluster-autoscaler"]
-    k8s.helm.v3.Release(
-        f"{name}-cluster-autoscaler",
-        # A fixed release name: autonaming appends a suffix to a name that embeds the cluster name
-        # and can exceed Helm's 53-character limit.
-        name="cluster-autoscaler",
-        chart="cluster-autoscaler",
-        version=version,
-        repository_opts={"repo": repository},
-        namespace=namespace,
-        values={
+    _chart_release(
+        name, "cluster-autoscaler", namespace,
+        {
             "cloudProvider": "aws",
             "awsRegion": region,
             "autoDiscovery": {"clusterName": spec.name},
@@ -246,22 +239,28 @@ def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: p
             },
             "nodeSelector": {NODE_GROUP_LABEL: SYSTEM_GROUP},
         },
-        opts=opts,
+        opts,
     )
 
 
 def _nvidia_device_plugin(name: str, opts: pulumi.ResourceOptions) -> None:
-    repository, version = CHARTS["nvidia-device-plugin"]
-    k8s.helm.v3.Release(
-        f"{name}-nvidia-device-plugin",
-        name="nvidia-device-plugin",
-        chart="nvidia-device-plugin",
+    # GPU groups may carry user taints besides nvidia.com/gpu; the plugin must run on every GPU node.
+    _chart_release(name, "nvidia-device-plugin", "kube-system", {"tolerations": [{"operator": "Exists"}]}, opts)
+
+
+def _chart_release(name: str, chart: str, namespace: str, values: dict[str, Any],
+                   opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """A Helm release of one of :data:`CHARTS`, at its pinned version."""
+    repository, version = CHARTS[chart]
+    return k8s.helm.v3.Release(
+        f"{name}-{chart}",
+        # A fixed release name: autonaming appends a suffix to a name that embeds the cluster name
+        # and can exceed Helm's 53-character limit.
+        name=chart,
+        chart=chart,
         version=version,
         repository_opts={"repo": repository},
-        namespace="kube-system",
-        values={
-            # GPU groups may carry user taints besides nvidia.com/gpu; the plugin must run on every GPU node.
-            "tolerations": [{"operator": "Exists"}],
-        },
+        namespace=namespace,
+        values=values,
         opts=opts,
     )
