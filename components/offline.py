@@ -247,6 +247,9 @@ def _no_stack_trace() -> source_pb2.StackTrace:
 def start_mock_engine(stack: str, region: str) -> RecordingMonitor:
     """Reset the Pulumi runtime and point it at a fresh recording mock engine for ``stack``.
 
+    It pauses the cyclic garbage collector (see below); a caller other than
+    :func:`run_stack` turns it back on with ``gc.enable()`` when its run is over.
+
     The SDK captures the Python stack of every resource registration so that the
     real engine can show source positions; the mock monitor discards them, and
     the capture costs time in proportion to how deeply the program nests its
