@@ -196,7 +196,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
         return ["  (none)"]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     def fmt(row: list[str]) -> str:
-        return "  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+        return "  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
     return [fmt(header), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows]
 
 

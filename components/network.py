@@ -57,7 +57,7 @@ def build_network(name: str, spec: VpcConfig, cluster_name: str, tags: dict[str,
     public_ids: list[pulumi.Output[str]] = []
     private_ids: list[pulumi.Output[str]] = []
     nat_ids: list[pulumi.Output[str]] = []
-    for index, (private_cidr, public_cidr) in enumerate(zip(private_cidrs, public_cidrs)):
+    for index, (private_cidr, public_cidr) in enumerate(zip(private_cidrs, public_cidrs, strict=True)):
         zone = zones.names[index]
         public = aws.ec2.Subnet(f"{name}-public-{index}", vpc_id=vpc.id, cidr_block=public_cidr,
                                 availability_zone=zone, map_public_ip_on_launch=False,
