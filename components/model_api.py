@@ -27,6 +27,12 @@ API_LABEL = "modelplane.io/api"
 SERVICE_PORT = 80
 """Port of the API's Service; it forwards to the container's named ``http`` port."""
 
+PRE_STOP_SLEEP_SECONDS = 5
+"""How long a terminating replica keeps serving before it gets SIGTERM."""
+
+TERMINATION_GRACE_SECONDS = 30
+"""Time from the start of termination to SIGKILL: the pre-stop sleep plus time to finish in-flight requests."""
+
 ROLLOUT_TIMEOUT = "20m"
 """How long ``pulumi up`` waits for a rollout (a GPU node may have to start and pull a large image)."""
 
@@ -145,6 +151,16 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                 "nodeSelector": placement.node_selector(),
                 "tolerations": placement.tolerations(),
                 "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                # Replicas of each rollout revision spread over zones when capacity allows; a zone
+                # outage then takes out a share of the API, not all of it.
+                "topologySpreadConstraints": [{
+                    "maxSkew": 1,
+                    "topologyKey": "topology.kubernetes.io/zone",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": selector},
+                    "matchLabelKeys": ["pod-template-hash"],
+                }],
+                "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                 "containers": [{
                     "name": "model",
                     "image": spec.image,
@@ -153,6 +169,9 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                     "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
                     "env": container_env(name, spec),
                     "resources": resources(spec),
+                    # Endpoint removal and SIGTERM race: keep serving while the Service and load
+                    # balancers stop sending new requests (a kubelet sleep, no binary in the image).
+                    "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
                     "readinessProbe": {
                         "httpGet": {"path": probe.path, "port": "http"},
                         "periodSeconds": probe.period_seconds,

@@ -468,6 +468,25 @@ def test_deployments_leave_replicas_to_the_autoscaler(request, find, plan_name: 
 
 
 @pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
+def test_replicas_drain_before_sigterm_and_spread_over_zones(request, find, plan_name: str) -> None:
+    plan = request.getfixturevalue(plan_name)
+    for api in plan.config.apis:
+        pod = find.object(plan, "Deployment", api)["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+
+        # The kubelet's sleep action keeps the replica serving while it leaves the endpoints.
+        assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+        assert pod["terminationGracePeriodSeconds"] == 30
+        assert pod["topologySpreadConstraints"] == [{
+            "maxSkew": 1,
+            "topologyKey": "topology.kubernetes.io/zone",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {API_LABEL: api}},
+            "matchLabelKeys": ["pod-template-hash"],
+        }]
+
+
+@pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
 def test_selectors_are_exactly_the_api_label(request, find, plan_name: str) -> None:
     plan = request.getfixturevalue(plan_name)
     for api in plan.config.apis:
