@@ -46,6 +46,7 @@ __all__ = [
     "Issue",
     "NodeGroupConfig",
     "ProbeConfig",
+    "StartupProbeConfig",
     "SystemNodeGroupConfig",
     "TaintConfig",
     "UpdateStrategyConfig",
@@ -227,6 +228,8 @@ class ComputeConfig(_Model):
     """Memory request and limit (e.g. ``2Gi``); unset means no memory request."""
     gpu: int = Field(0, ge=0, le=16)
     """NVIDIA GPUs per replica (``nvidia.com/gpu``); needs a GPU node group."""
+    shm: MemQuantity | None = None
+    """Size of ``/dev/shm`` (a memory-backed emptyDir, counted against ``mem``), for PyTorch workers and NCCL."""
 
 
 class ProbeConfig(_Model):
@@ -242,6 +245,19 @@ class ProbeConfig(_Model):
     """Consecutive failures before the replica is taken out of the Service."""
     initial_delay_seconds: int = Field(0, ge=0, le=3600)
     """Seconds after start before the first probe."""
+
+
+class StartupProbeConfig(_Model):
+    """An HTTP startup probe: holds off readiness and liveness checks while a large model loads."""
+
+    path: str = Field(pattern=r"^/[^\s]*$")
+    """HTTP path that answers 200 once the server is up (often the readiness path). Required."""
+    period_seconds: int = Field(10, ge=1, le=300)
+    """Seconds between probes."""
+    timeout_seconds: int = Field(3, ge=1, le=120)
+    """Seconds before a probe counts as failed."""
+    failure_threshold: int = Field(60, ge=1, le=1000)
+    """Failures allowed before the replica is restarted: periodSeconds x failureThreshold is the load budget (10 min)."""
 
 
 class AutoscalingConfig(_Model):
@@ -272,6 +288,10 @@ class UpdateStrategyConfig(_Model):
     """Extra replicas during a rollout (default ``25%``; GPU APIs ``1``)."""
     max_unavailable: IntOrPercent | None = None
     """Replicas that may be down during a rollout (default ``25%``; GPU APIs ``0``)."""
+    min_ready_seconds: int = Field(0, ge=0, le=3600)
+    """Seconds a new replica must stay ready before it counts as available and the rollout moves on."""
+    progress_deadline_seconds: int = Field(600, ge=30, le=7200)
+    """Seconds without rollout progress after which the rollout is failed (and ``pulumi up`` with it)."""
 
 
 class ApiConfig(_Model):
@@ -283,6 +303,10 @@ class ApiConfig(_Model):
     """Name of the node group (a key of ``modelplane:nodeGroups``) the replicas run on. Required."""
     readiness_probe: ProbeConfig
     """Readiness probe. Required: a rollout moves on only when new replicas are ready."""
+    liveness_probe: ProbeConfig | None = None
+    """Liveness probe: restarts a replica whose server hangs. Unset: no liveness probe."""
+    startup_probe: StartupProbeConfig | None = None
+    """Startup probe for slow model loads. Unset: no startup probe."""
     port: int = Field(8080, ge=1024, le=65535)
     """Container port the model server listens on (unprivileged: >= 1024)."""
     command: list[str] | None = None
@@ -293,6 +317,10 @@ class ApiConfig(_Model):
     """Environment variables (values are strings: quote numbers and booleans)."""
     compute: ComputeConfig = ComputeConfig()
     """Resources per replica."""
+    read_only_root_filesystem: bool = True
+    """Mount the container's root filesystem read-only; only ``writablePaths`` can be written."""
+    writable_paths: list[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$")]] = ["/tmp"]
+    """Directories that get a writable emptyDir (scratch space, caches: point e.g. ``HF_HOME`` at one)."""
     max_concurrency: int = Field(1, ge=1, le=10000)
     """Requests one replica serves at once (Cortex: 1); given to the server as ``MODELPLANE_MAX_CONCURRENCY``."""
     autoscaling: AutoscalingConfig = AutoscalingConfig()
@@ -707,6 +735,23 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     if surge in (0, "0%") and unavailable in (0, "0%"):
         yield Issue(path + ("updateStrategy",), "maxSurge and maxUnavailable cannot both be 0: the "
                                                 "rollout could never make progress")
+    strategy = api.update_strategy
+    if strategy.min_ready_seconds >= strategy.progress_deadline_seconds:
+        yield Issue(path + ("updateStrategy", "progressDeadlineSeconds"),
+                    f"{strategy.progress_deadline_seconds} must be greater than minReadySeconds "
+                    f"{strategy.min_ready_seconds} (Kubernetes rejects it otherwise)")
+    reserved = {"/dev/shm"} if api.compute.shm else set()
+    seen: set[str] = set()
+    for index, writable in enumerate(api.writable_paths):
+        clean = writable.rstrip("/") or "/"
+        if clean == "/" or clean in seen or clean in reserved:
+            reason = "is the root" if clean == "/" else "is listed twice" if clean in seen else \
+                "is already the shm mount"
+            yield Issue(path + ("writablePaths", index), f"{writable!r} {reason}; list distinct directories")
+        seen.add(clean)
+    if api.compute.shm is not None and api.compute.mem is not None and _gib(api.compute.shm) >= _gib(api.compute.mem):
+        yield Issue(path + ("compute", "shm"), f"{api.compute.shm} of shared memory counts against the memory "
+                                               f"limit {api.compute.mem} and would leave nothing for the server")
     for key_name in api.env:
         if key_name.startswith("MODELPLANE_"):
             yield Issue(path + ("env", key_name), "the MODELPLANE_ prefix is reserved for variables "

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs
-from .config import ApiConfig, effective_update_strategy
+from .config import ApiConfig, ProbeConfig, StartupProbeConfig, effective_update_strategy
 from .placement import GPU_RESOURCE, Placement
 
 __all__ = ["API_LABEL", "ModelApi", "ModelApiArgs", "SERVICE_PORT"]
@@ -33,8 +33,13 @@ PRE_STOP_SLEEP_SECONDS = 5
 TERMINATION_GRACE_SECONDS = 30
 """Time from the start of termination to SIGKILL: the pre-stop sleep plus time to finish in-flight requests."""
 
-ROLLOUT_TIMEOUT = "20m"
-"""How long ``pulumi up`` waits for a rollout (a GPU node may have to start and pull a large image)."""
+MIN_ROLLOUT_WAIT_SECONDS = 20 * 60
+"""Shortest time ``pulumi up`` waits for a rollout (a GPU node may have to start and pull a large image)."""
+
+
+def rollout_timeout(spec: ApiConfig) -> str:
+    """How long ``pulumi up`` waits for the Deployment: never less than Kubernetes' own progress deadline."""
+    return f"{max(MIN_ROLLOUT_WAIT_SECONDS, spec.update_strategy.progress_deadline_seconds + 300)}s"
 
 
 @dataclass
@@ -87,8 +92,8 @@ class ModelApi(pulumi.ComponentResource):
             # Replicas need the node group (and its device plugin) to exist: opts.depends_on is not
             # inherited by children, so the Deployment takes it explicitly.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, account, *_depends_on(opts)],
-                                        custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT,
-                                                                              update=ROLLOUT_TIMEOUT)),
+                                        custom_timeouts=pulumi.CustomTimeouts(create=rollout_timeout(spec),
+                                                                              update=rollout_timeout(spec))),
         )
         k8s.core.v1.Service(
             f"{name}-svc",
@@ -136,11 +141,12 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                     labels: dict[str, str], service_account: pulumi.Input[str]) -> dict[str, Any]:
     """The Deployment ``spec`` of an API (no ``replicas``: the autoscaler owns that field)."""
     max_surge, max_unavailable = effective_update_strategy(spec)
-    probe = spec.readiness_probe
+    mounts, volumes = writable_volumes(spec)
     return {
         "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 10,
-        "progressDeadlineSeconds": 600,
+        "minReadySeconds": spec.update_strategy.min_ready_seconds,
+        "progressDeadlineSeconds": spec.update_strategy.progress_deadline_seconds,
         "strategy": {"type": "RollingUpdate",
                      "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": max_unavailable}},
         "template": {
@@ -172,18 +178,41 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                     # Endpoint removal and SIGTERM race: keep serving while the Service and load
                     # balancers stop sending new requests (a kubelet sleep, no binary in the image).
                     "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
-                    "readinessProbe": {
-                        "httpGet": {"path": probe.path, "port": "http"},
-                        "periodSeconds": probe.period_seconds,
-                        "timeoutSeconds": probe.timeout_seconds,
-                        "failureThreshold": probe.failure_threshold,
-                        "initialDelaySeconds": probe.initial_delay_seconds,
-                    },
-                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    "readinessProbe": http_probe(spec.readiness_probe),
+                    **({"livenessProbe": http_probe(spec.liveness_probe)} if spec.liveness_probe else {}),
+                    **({"startupProbe": http_probe(spec.startup_probe)} if spec.startup_probe else {}),
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                        "readOnlyRootFilesystem": spec.read_only_root_filesystem},
+                    **({"volumeMounts": mounts} if mounts else {}),
                 }],
+                **({"volumes": volumes} if volumes else {}),
             },
         },
     }
+
+
+def http_probe(probe: ProbeConfig | StartupProbeConfig) -> dict[str, Any]:
+    """An HTTP GET probe against the container's ``http`` port."""
+    return {
+        "httpGet": {"path": probe.path, "port": "http"},
+        "periodSeconds": probe.period_seconds,
+        "timeoutSeconds": probe.timeout_seconds,
+        "failureThreshold": probe.failure_threshold,
+        **({"initialDelaySeconds": probe.initial_delay_seconds} if isinstance(probe, ProbeConfig) else {}),
+    }
+
+
+def writable_volumes(spec: ApiConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumeMounts, volumes): an emptyDir per writable path, and a memory-backed ``/dev/shm`` if asked."""
+    mounts: list[dict[str, Any]] = []
+    volumes: list[dict[str, Any]] = []
+    for index, path in enumerate(spec.writable_paths):
+        volumes.append({"name": f"writable-{index}", "emptyDir": {}})
+        mounts.append({"name": f"writable-{index}", "mountPath": path})
+    if spec.compute.shm is not None:
+        volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.compute.shm}})
+        mounts.append({"name": "shm", "mountPath": "/dev/shm"})
+    return mounts, volumes
 
 
 def container_env(name: str, spec: ApiConfig) -> list[dict[str, str]]:

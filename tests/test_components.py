@@ -536,7 +536,11 @@ def test_container_runs_restricted(dev_plan, find) -> None:
 
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert spec["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                            "readOnlyRootFilesystem": True}
+    # The read-only root leaves /tmp writable by default.
+    assert container["volumeMounts"] == [{"name": "writable-0", "mountPath": "/tmp"}]
+    assert spec["volumes"] == [{"name": "writable-0", "emptyDir": {}}]
     assert spec["automountServiceAccountToken"] is False
     assert account["automountServiceAccountToken"] is False
     assert spec["serviceAccountName"] == account["metadata"]["name"] == "image-embed"
@@ -727,3 +731,26 @@ def test_no_device_plugin_without_al2023_gpu_groups(render, stack_configs, chang
     plan = render("dev", config)
 
     assert [r.name for r in plan.by_type(RELEASE)] == ["ml-dev-cluster-autoscaler"]
+
+
+def test_probes_rollout_timing_and_shm_follow_config(prod_plan, find) -> None:
+    from modelplane.model_api import rollout_timeout
+
+    deployment = find.object(prod_plan, "Deployment", "llm-chat")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+
+    assert container["startupProbe"] == {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10,
+                                         "timeoutSeconds": 3, "failureThreshold": 90}
+    assert container["livenessProbe"] == {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 15,
+                                          "timeoutSeconds": 3, "failureThreshold": 4, "initialDelaySeconds": 0}
+    assert deployment["spec"]["minReadySeconds"] == 30
+    assert deployment["spec"]["progressDeadlineSeconds"] == 1800
+    assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}} in pod["volumes"]
+    assert {"name": "shm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    # pulumi up waits at least as long as Kubernetes gives the rollout.
+    assert rollout_timeout(prod_plan.config.apis["llm-chat"]) == "2100s"
+    assert rollout_timeout(prod_plan.config.apis["sentiment"]) == "1200s"
+    # APIs that declare no liveness or startup probe get none.
+    [sentiment] = find.object(prod_plan, "Deployment", "sentiment")["spec"]["template"]["spec"]["containers"]
+    assert "livenessProbe" not in sentiment and "startupProbe" not in sentiment

@@ -620,3 +620,35 @@ def test_cpu_scaling_needs_a_cpu_request(stack_configs) -> None:
 
     assert issue.where() == "modelplane:apis.sentiment.compute.cpu"
     assert "request some CPU" in issue.message
+
+
+def test_progress_deadline_must_exceed_min_ready(stack_configs) -> None:
+    config = stack_configs.edited("dev", ((APIS, "sentiment", "updateStrategy"),
+                                          {"minReadySeconds": 600, "progressDeadlineSeconds": 600}))
+
+    issue = only_problem(config)
+
+    assert issue.where() == "modelplane:apis.sentiment.updateStrategy.progressDeadlineSeconds"
+    assert "greater than minReadySeconds 600" in issue.message
+
+
+@pytest.mark.parametrize("paths, index, reason", [
+    (["/tmp", "/tmp/"], 1, "is listed twice"),
+    (["/"], 0, "is the root"),
+])
+def test_writable_paths_are_distinct_directories(stack_configs, paths, index, reason) -> None:
+    config = stack_configs.edited("dev", ((APIS, "sentiment", "writablePaths"), paths))
+
+    issue = only_problem(config)
+
+    assert issue.where() == f"modelplane:apis.sentiment.writablePaths[{index}]"
+    assert reason in issue.message
+
+
+def test_shared_memory_must_leave_room_for_the_server(stack_configs) -> None:
+    config = stack_configs.edited("dev", ((APIS, "image-embed", "compute", "shm"), "8Gi"))
+
+    issue = only_problem(config)
+
+    assert issue.where() == "modelplane:apis.image-embed.compute.shm"
+    assert "memory limit 8Gi" in issue.message

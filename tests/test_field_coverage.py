@@ -103,6 +103,11 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
         ((GROUPS, "gpu-spot", "gpusPerNode"), 1),
         ((GROUPS, "spare"), {"instanceTypes": ["g5.xlarge"], "minSize": 0}),
     ),
+    # The optional probes exist only once declared; this baseline declares both on sentiment.
+    "probes": (
+        ((APIS, "sentiment", "livenessProbe"), {"path": "/live"}),
+        ((APIS, "sentiment", "startupProbe"), {"path": "/healthz"}),
+    ),
 }
 
 SENTIMENT = (APIS, "sentiment")  # dev's CPU API
@@ -174,6 +179,24 @@ VARIATIONS: dict[str, Variation] = {
     "apis.*.autoscaling.maxDownscaleFactor": on((*SENTIMENT, "autoscaling", "maxDownscaleFactor"), 0.5),
     "apis.*.updateStrategy.maxSurge": on((*SENTIMENT, "updateStrategy", "maxSurge"), 2),
     "apis.*.updateStrategy.maxUnavailable": on((*SENTIMENT, "updateStrategy", "maxUnavailable"), 1),
+    "apis.*.updateStrategy.minReadySeconds": on((*SENTIMENT, "updateStrategy", "minReadySeconds"), 10),
+    "apis.*.updateStrategy.progressDeadlineSeconds": on((*SENTIMENT, "updateStrategy", "progressDeadlineSeconds"),
+                                                        900),
+    "apis.*.compute.shm": on((*EMBED, "compute", "shm"), "1Gi"),
+    "apis.*.readOnlyRootFilesystem": on((*SENTIMENT, "readOnlyRootFilesystem"), False),
+    "apis.*.writablePaths": on((*SENTIMENT, "writablePaths"), ["/tmp", "/home/app/.cache"]),
+    "apis.*.livenessProbe.path": on((*SENTIMENT, "livenessProbe", "path"), "/alive", base="probes"),
+    "apis.*.livenessProbe.periodSeconds": on((*SENTIMENT, "livenessProbe", "periodSeconds"), 20, base="probes"),
+    "apis.*.livenessProbe.timeoutSeconds": on((*SENTIMENT, "livenessProbe", "timeoutSeconds"), 7, base="probes"),
+    "apis.*.livenessProbe.failureThreshold": on((*SENTIMENT, "livenessProbe", "failureThreshold"), 9,
+                                                base="probes"),
+    "apis.*.livenessProbe.initialDelaySeconds": on((*SENTIMENT, "livenessProbe", "initialDelaySeconds"), 30,
+                                                   base="probes"),
+    "apis.*.startupProbe.path": on((*SENTIMENT, "startupProbe", "path"), "/started", base="probes"),
+    "apis.*.startupProbe.periodSeconds": on((*SENTIMENT, "startupProbe", "periodSeconds"), 15, base="probes"),
+    "apis.*.startupProbe.timeoutSeconds": on((*SENTIMENT, "startupProbe", "timeoutSeconds"), 8, base="probes"),
+    "apis.*.startupProbe.failureThreshold": on((*SENTIMENT, "startupProbe", "failureThreshold"), 120,
+                                               base="probes"),
 }
 
 EXTRA: dict[str, Variation] = {
