@@ -307,6 +307,8 @@ class ApiConfig(_Model):
     """Liveness probe: restarts a replica whose server hangs. Unset: no liveness probe."""
     startup_probe: StartupProbeConfig | None = None
     """Startup probe for slow model loads. Unset: no startup probe."""
+    model_uri: str | None = Field(None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
+    """Model artifacts in S3 (``s3://bucket/prefix``): the API's service account gets a read-only role for exactly that prefix, and the server gets the URI as ``MODELPLANE_MODEL_URI``."""
     port: int = Field(8080, ge=1024, le=65535)
     """Container port the model server listens on (unprivileged: >= 1024)."""
     command: list[str] | None = None

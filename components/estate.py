@@ -70,7 +70,9 @@ class Estate(pulumi.ComponentResource):
             self.apis[api] = ModelApi(
                 api,
                 ModelApiArgs(spec=spec, placement=group.placement,
-                             labels={"app.kubernetes.io/part-of": config.cluster.name}),
+                             labels={"app.kubernetes.io/part-of": config.cluster.name},
+                             oidc_provider_arn=self.cluster.oidc_provider_arn,
+                             oidc_provider_url=self.cluster.oidc_provider_url, tags=tags),
                 opts=pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider],
                                             depends_on=[group.managed_node_group]),
             )

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs
 from .config import ApiConfig, ProbeConfig, StartupProbeConfig, effective_update_strategy
+from .irsa import s3_read_policy, service_account_role
 from .placement import GPU_RESOURCE, Placement
 
 __all__ = ["API_LABEL", "ModelApi", "ModelApiArgs", "SERVICE_PORT"]
@@ -54,6 +56,12 @@ class ModelApiArgs:
     """Namespace to create and run in. Default: the API's name."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra labels for every object (never used in selectors)."""
+    oidc_provider_arn: pulumi.Input[str] | None = None
+    """The cluster's IAM OIDC provider ARN; needed when the API reads its model from S3 (``modelUri``)."""
+    oidc_provider_url: pulumi.Input[str] | None = None
+    """The cluster's OIDC issuer URL; needed with ``oidc_provider_arn``."""
+    tags: dict[str, str] = field(default_factory=dict)
+    """AWS tags for the API's IAM role."""
 
 
 class ModelApi(pulumi.ComponentResource):
@@ -83,8 +91,12 @@ class ModelApi(pulumi.ComponentResource):
         # Plain strings, not the Namespace's outputs: the names are known, and depends_on orders creation.
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         metadata = {"name": name, "namespace": namespace_name, "labels": labels}
+        annotations = {}
+        if spec.model_uri is not None:
+            annotations["eks.amazonaws.com/role-arn"] = _model_reader(name, namespace_name, args, self).arn
         account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata=metadata, automount_service_account_token=False, opts=in_namespace)
+            f"{name}-sa", metadata={**metadata, **({"annotations": annotations} if annotations else {})},
+            automount_service_account_token=False, opts=in_namespace)
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
@@ -123,6 +135,19 @@ class ModelApi(pulumi.ComponentResource):
         self.namespace = pulumi.Output.from_input(namespace_name)
         self.url = pulumi.Output.from_input(service_url(name, namespace_name))
         self.register_outputs({"url": self.url, "namespace": self.namespace})
+
+
+def _model_reader(name: str, namespace: str, args: ModelApiArgs, parent: pulumi.Resource) -> aws.iam.Role:
+    """The IAM role the API's service account assumes to read its model, and nothing else, from S3."""
+    if args.oidc_provider_arn is None or args.oidc_provider_url is None:
+        raise ValueError(f"ModelApi {name!r} reads its model from S3 (modelUri) and needs the cluster's "
+                         "oidc_provider_arn and oidc_provider_url in its args")
+    assert args.spec.model_uri is not None
+    role = service_account_role(f"{name}-model-reader", namespace, name, args.oidc_provider_arn,
+                                args.oidc_provider_url, args.tags, parent)
+    aws.iam.RolePolicy(f"{name}-model-reader", role=role.name, policy=s3_read_policy(args.spec.model_uri),
+                       opts=pulumi.ResourceOptions(parent=parent))
+    return role
 
 
 def service_url(name: str, namespace: str) -> str:
@@ -221,6 +246,7 @@ def container_env(name: str, spec: ApiConfig) -> list[dict[str, str]]:
         {"name": "MODELPLANE_API_NAME", "value": name},
         {"name": "MODELPLANE_PORT", "value": str(spec.port)},
         {"name": "MODELPLANE_MAX_CONCURRENCY", "value": str(spec.max_concurrency)},
+        *([{"name": "MODELPLANE_MODEL_URI", "value": spec.model_uri}] if spec.model_uri else []),
     ]
 
 

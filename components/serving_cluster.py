@@ -22,6 +22,7 @@ import pulumi_kubernetes as k8s
 from .config import ClusterConfig, NodeGroupConfig
 from .network import build_network
 from .node_group import NodeGroup, NodeGroupArgs
+from .irsa import service_account_role
 from .placement import NODE_GROUP_LABEL
 
 __all__ = ["ServingCluster", "ServingClusterArgs", "CHARTS", "SYSTEM_GROUP"]
@@ -163,30 +164,6 @@ def _node_role(name: str, tags: dict[str, str], parent: pulumi.Resource) -> aws.
         aws.iam.RolePolicyAttachment(f"{name}-node-{policy_arn.rsplit('/', 1)[-1]}", role=role.name,
                                      policy_arn=policy_arn, opts=opts)
     return role
-
-
-def service_account_role(name: str, namespace: str, service_account: str,
-                         oidc_provider_arn: pulumi.Input[str], oidc_provider_url: pulumi.Input[str],
-                         tags: dict[str, str], parent: pulumi.Resource) -> aws.iam.Role:
-    """An IAM role only ``namespace/service_account`` of this cluster can assume (IRSA)."""
-    def trust(values: list[str]) -> str:
-        arn, url = values
-        issuer = url.removeprefix("https://")
-        return json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Effect": "Allow",
-                "Principal": {"Federated": arn},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {"StringEquals": {
-                    f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                    f"{issuer}:aud": "sts.amazonaws.com",
-                }},
-            }],
-        })
-
-    return aws.iam.Role(name, assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_provider_url).apply(trust),
-                        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
 
 
 def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: pulumi.Input[str],

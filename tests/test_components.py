@@ -55,6 +55,9 @@ def test_model_api_children(dev_plan, find, api: str) -> None:
         (SERVICE, f"{api}-svc"),
         (PDB, f"{api}-pdb"),
         (POLICY, f"{api}-autoscaling"),
+        # Only an API that reads its model from S3 (dev's image-embed) gets an IAM role.
+        *([("aws:iam/role:Role", f"{api}-model-reader"), ("aws:iam/rolePolicy:RolePolicy", f"{api}-model-reader")]
+          if api == "image-embed" else []),
     }
 
 
@@ -558,6 +561,7 @@ def test_container_command_args_env_and_probe_follow_config(dev_plan, find) -> N
         {"name": "MODELPLANE_API_NAME", "value": "image-embed"},
         {"name": "MODELPLANE_PORT", "value": "8080"},
         {"name": "MODELPLANE_MAX_CONCURRENCY", "value": "1"},
+        {"name": "MODELPLANE_MODEL_URI", "value": "s3://acme-ml-models-dev/clip-vit-base-patch32/"},
     ]
 
 
@@ -754,3 +758,27 @@ def test_probes_rollout_timing_and_shm_follow_config(prod_plan, find) -> None:
     # APIs that declare no liveness or startup probe get none.
     [sentiment] = find.object(prod_plan, "Deployment", "sentiment")["spec"]["template"]["spec"]["containers"]
     assert "livenessProbe" not in sentiment and "startupProbe" not in sentiment
+
+
+def test_model_from_s3_gets_a_role_for_exactly_its_prefix(dev_plan, find) -> None:
+    role = find.one(dev_plan, "aws:iam/role:Role", "image-embed-model-reader").inputs
+    policy = json.loads(find.one(dev_plan, "aws:iam/rolePolicy:RolePolicy", "image-embed-model-reader")
+                        .inputs["policy"])
+    account = find.object(dev_plan, "ServiceAccount", "image-embed")
+    [container] = find.object(dev_plan, "Deployment", "image-embed")["spec"]["template"]["spec"]["containers"]
+
+    [trust] = json.loads(role["assumeRolePolicy"])["Statement"]
+    [(sub_key, subject)] = [(k, v) for k, v in trust["Condition"]["StringEquals"].items() if k.endswith(":sub")]
+    assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert subject == "system:serviceaccount:image-embed:image-embed"
+    assert policy["Statement"] == [
+        {"Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": "arn:aws:s3:::acme-ml-models-dev/clip-vit-base-patch32/*"},
+        {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::acme-ml-models-dev",
+         "Condition": {"StringLike": {"s3:prefix": ["clip-vit-base-patch32", "clip-vit-base-patch32/*"]}}},
+    ]
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/image-embed-model-reader"}
+    assert {"name": "MODELPLANE_MODEL_URI", "value": "s3://acme-ml-models-dev/clip-vit-base-patch32/"} \
+        in container["env"]
+    # An API without modelUri has no AWS access at all.
+    assert "annotations" not in find.object(dev_plan, "ServiceAccount", "sentiment")["metadata"]

@@ -1,0 +1,52 @@
+"""IAM roles for Kubernetes service accounts (IRSA): AWS access for one service
+account of one cluster, through the cluster's OIDC provider."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+__all__ = ["s3_read_policy", "service_account_role"]
+
+
+def service_account_role(name: str, namespace: str, service_account: str,
+                         oidc_provider_arn: pulumi.Input[str], oidc_provider_url: pulumi.Input[str],
+                         tags: dict[str, str], parent: pulumi.Resource) -> aws.iam.Role:
+    """An IAM role only ``namespace/service_account`` of this cluster can assume (IRSA)."""
+    def trust(values: list[str]) -> str:
+        arn, url = values
+        issuer = url.removeprefix("https://")
+        return json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                    f"{issuer}:aud": "sts.amazonaws.com",
+                }},
+            }],
+        })
+
+    return aws.iam.Role(name, assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_provider_url).apply(trust),
+                        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+
+
+def s3_read_policy(uri: str) -> str:
+    """IAM policy JSON allowing read-only access to exactly the objects under ``s3://bucket/prefix``."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    prefix = prefix.rstrip("/")
+    objects = f"arn:aws:s3:::{bucket}/{prefix}/*" if prefix else f"arn:aws:s3:::{bucket}/*"
+    listing: dict[str, object] = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{bucket}"}
+    if prefix:
+        listing["Condition"] = {"StringLike": {"s3:prefix": [prefix, f"{prefix}/*"]}}
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": objects},
+            listing,
+        ],
+    })

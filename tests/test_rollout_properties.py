@@ -1,0 +1,517 @@
+"""Property tests: any sequence of rollout-type config changes is an in-place update.
+
+``test_render`` shows with a few hand-picked edits that a rolling update keeps
+every resource's identity. Here hypothesis generates the edits: random
+sequences of one to four changes a platform engineer makes day to day to the
+APIs of the dev stack (image tag or digest, env, command/args, CPU and memory
+requests, maxConcurrency, readiness-probe timings, autoscaling knobs), applied
+one after another to the committed ``stacks/Pulumi.dev.yaml``. After every step
+the render is compared with the render of the unmodified stack:
+
+1. the registered resources' (type, name, parent) are the same: nothing is
+   created, deleted or renamed (a rename is a delete + create in Pulumi);
+2. every Kubernetes object keeps its kind, name and namespace, and the
+   Deployment, Service and PodDisruptionBudget selectors are unchanged;
+3. the only parts that may differ are a Deployment's ``spec.template`` (its
+   labels excepted) and a HorizontalPodAutoscaler's ``spec``; every other
+   object, and the inputs of every non-Kubernetes resource (cluster, node
+   groups, launch templates, Helm releases), is byte-identical;
+4. an API whose config is back to (or still at) the committed one renders
+   exactly as before, so a change to one API never touches another; and a
+   change outside ``autoscaling`` never touches the HPA, one inside it never
+   the Deployment.
+
+The strategies generate only valid configs (the bounds come from the config
+models and the instance catalog), so every step must render. Modelplane renders
+no ConfigMaps today; a content-named ConfigMap, once added, would be a
+deliberate exception to properties 1 and 3 and has to be carved out here.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from modelplane import catalog
+from modelplane.config import (
+    ApiConfig,
+    AutoscalingConfig,
+    ComputeConfig,
+    ProbeConfig,
+    duration_seconds,
+    gpus_per_node,
+    load_stack_file,
+    parse_estate,
+)
+from modelplane.offline import Plan, Registered, kubernetes_objects
+
+PROJECT = Path(__file__).resolve().parent.parent
+APIS = "modelplane:apis"
+DEV = load_stack_file(PROJECT / "stacks" / "Pulumi.dev.yaml")
+"""The committed dev stack's config map: the starting point of every sequence (never modified)."""
+DEV_ESTATE = parse_estate(DEV, "stacks/Pulumi.dev.yaml")
+API_NAMES = sorted(DEV[APIS])
+
+# Hypothesis runs each property on 25 to 40 sequences of up to four renders (~0.1 s each).
+# derandomize: every run, locally and in CI, checks the same sequences, so a red build is
+# reproducible from its log and never a flake that the next run happens to miss; a wider
+# search is a local run with more max_examples. No example database: nothing is written
+# into the repository.
+PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None,
+                             suppress_health_check=[HealthCheck.too_slow])
+
+REMOVE = object()
+"""Edit value that removes the key from the API's entry instead of setting it."""
+
+Edit = tuple[tuple[str, ...], Any]
+"""A key path inside one API's entry of ``modelplane:apis`` and the value it gets (or ``REMOVE``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """One rollout-type change to one API: what a single reviewed PR to the stack file might do."""
+
+    api: str
+    what: str
+    edits: tuple[Edit, ...]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{'.'.join(path)}={'<removed>' if value is REMOVE else json.dumps(value)}"
+                          for path, value in self.edits)
+        return f"Change({self.api}: {shown})"
+
+
+def apply(config: dict[str, Any], change: Change) -> None:
+    """Apply ``change`` to a full stack config map in place."""
+    for path, value in change.edits:
+        node = config[APIS][change.api]
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        if value is REMOVE:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = copy.deepcopy(value)
+
+
+# ------------------------------------------------------------------------ strategies
+# Bounds are read from the config models, so that a tightened or widened limit there moves the
+# strategies with it instead of making them generate invalid (or too narrow) configs.
+
+def _bounds(model: type[BaseModel], field: str) -> tuple[Any, Any, bool, bool]:
+    """(low, high, low excluded, high excluded) of a numeric field's pydantic constraints."""
+    low = high = None
+    low_open = high_open = False
+    for rule in model.model_fields[field].metadata:
+        if isinstance(rule, annotated_types.Ge):
+            low = rule.ge
+        elif isinstance(rule, annotated_types.Gt):
+            low, low_open = rule.gt, True
+        elif isinstance(rule, annotated_types.Le):
+            high = rule.le
+        elif isinstance(rule, annotated_types.Lt):
+            high, high_open = rule.lt, True
+    assert low is not None and high is not None, f"{model.__name__}.{field} has no range to draw from"
+    return low, high, low_open, high_open
+
+
+def integers(model: type[BaseModel], field: str, high: int | None = None) -> st.SearchStrategy[int]:
+    low, top, low_open, high_open = _bounds(model, field)
+    top = top - high_open
+    return st.integers(low + low_open, top if high is None else min(high, top))
+
+
+def floats(model: type[BaseModel], field: str) -> st.SearchStrategy[float]:
+    low, high, low_open, high_open = _bounds(model, field)
+    return st.floats(low, high, exclude_min=low_open, exclude_max=high_open, allow_nan=False)
+
+
+def _smallest_node(api: str) -> catalog.InstanceType:
+    group = DEV_ESTATE.node_groups[DEV_ESTATE.apis[api].node_group]
+    return min(filter(None, map(catalog.lookup, group.instance_types)), key=lambda t: (t.vcpus, t.memory_gib))
+
+
+def _quiet_max_replicas(api: str) -> int:
+    """Most replicas of a GPU API that keep the group's GPU headroom warning quiet (dev: 3)."""
+    spec = DEV_ESTATE.apis[api]
+    if not spec.compute.gpu:
+        return _bounds(AutoscalingConfig, "max_replicas")[1]
+    group = DEV_ESTATE.node_groups[spec.node_group]
+    surge = 1  # a GPU API's default maxSurge; the strategies never change updateStrategy
+    others = sum(a.autoscaling.max_replicas * a.compute.gpu for name, a in DEV_ESTATE.apis.items()
+                 if name != api and a.node_group == spec.node_group and a.compute.gpu)
+    return (group.max_size * gpus_per_node(group) - others) // spec.compute.gpu - surge
+
+
+def _repository(image: str) -> str:
+    if "@" in image:
+        return image.split("@", 1)[0]
+    head, _, last = image.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+TAGS = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", fullmatch=True).filter(lambda t: t != "latest")
+DIGESTS = st.from_regex(r"[0-9a-f]{64}", fullmatch=True).map(lambda h: f"@sha256:{h}")
+ENV_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,30}", fullmatch=True).filter(
+    lambda n: not n.startswith("MODELPLANE_"))
+ENV_VALUES = st.one_of(st.text(max_size=40), st.from_regex(r"[0-9]{1,5}|true|false", fullmatch=True))
+WORDS = st.lists(st.text(max_size=30), max_size=4)
+DURATIONS = st.one_of(st.integers(0, 3600).map(lambda n: f"{n}s"), st.integers(0, 60).map(lambda n: f"{n}m"),
+                      st.just("1h"), st.just("0h"))
+
+
+@st.composite
+def cpu_requests(draw: st.DrawFn, api: str) -> str | int:
+    """A positive CPU request that fits the smallest node of the API's group, in any quantity spelling."""
+    millicores = draw(st.integers(1, _smallest_node(api).vcpus * 1000))
+    spellings: list[str | int] = [f"{millicores}m", f"{millicores / 1000:.3f}".rstrip("0").rstrip(".")]
+    if millicores % 1000 == 0:
+        spellings.append(millicores // 1000)  # YAML `cpu: 2` is an int; the model takes it as "2"
+    return draw(st.sampled_from(spellings))
+
+
+@st.composite
+def mem_requests(draw: st.DrawFn, api: str) -> str:
+    """A memory request of at least 64 MiB that fits the smallest node of the API's group."""
+    limit = int(_smallest_node(api).memory_gib * 2**30)
+    unit, size = draw(st.sampled_from([("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10), ("G", 10**9), ("M", 10**6),
+                                       ("", 1)]))
+    amount = draw(st.integers(max(1, -(-64 * 2**20 // size)), limit // size))
+    if unit == "Gi" and draw(st.booleans()):
+        tenths = draw(st.integers(1, limit * 10 // size))
+        return f"{tenths // 10}.{tenths % 10}Gi"
+    return f"{amount}{unit}"
+
+
+def _image(api: str, current: dict[str, Any]) -> st.SearchStrategy[tuple[Edit, ...]]:
+    repository = _repository(current["image"])
+    return st.one_of(TAGS.map(lambda t: f"{repository}:{t}"), DIGESTS.map(lambda d: repository + d)).map(
+        lambda image: ((("image",), image),))
+
+
+@st.composite
+def _env(draw: st.DrawFn, api: str, current: dict[str, Any]) -> tuple[Edit, ...]:
+    env = dict(current.get("env", {}))
+    ops = ["add"] + (["change", "remove"] if env else [])
+    op = draw(st.sampled_from(ops))
+    if op == "add":
+        env[draw(ENV_NAMES.filter(lambda n: n not in env))] = draw(ENV_VALUES)
+    elif op == "change":
+        env[draw(st.sampled_from(sorted(env)))] = draw(ENV_VALUES)
+    else:
+        del env[draw(st.sampled_from(sorted(env)))]
+    return ((("env",), env),)
+
+
+@st.composite
+def _command_or_args(draw: st.DrawFn, api: str, current: dict[str, Any]) -> tuple[Edit, ...]:
+    key = draw(st.sampled_from(["command", "args"]))
+    if key in current and draw(st.booleans()):
+        return (((key,), REMOVE),)
+    return (((key,), draw(WORDS)),)
+
+
+@st.composite
+def _compute(draw: st.DrawFn, api: str, current: dict[str, Any]) -> tuple[Edit, ...]:
+    # mem is changed, never removed: autoscaling on memory (which the knobs below may pick) needs it.
+    return draw(st.sampled_from([
+        ((("compute", "cpu"), draw(cpu_requests(api))),),
+        ((("compute", "mem"), draw(mem_requests(api))),),
+        ((("compute", "cpu"), draw(cpu_requests(api))), (("compute", "mem"), draw(mem_requests(api)))),
+    ]))
+
+
+def _max_concurrency(api: str, current: dict[str, Any]) -> st.SearchStrategy[tuple[Edit, ...]]:
+    return integers(ApiConfig, "max_concurrency").map(lambda n: ((("maxConcurrency",), n),))
+
+
+PROBE_TIMINGS = {"periodSeconds": "period_seconds", "timeoutSeconds": "timeout_seconds",
+                 "failureThreshold": "failure_threshold", "initialDelaySeconds": "initial_delay_seconds"}
+
+
+@st.composite
+def _readiness_timings(draw: st.DrawFn, api: str, current: dict[str, Any]) -> tuple[Edit, ...]:
+    keys = draw(st.lists(st.sampled_from(sorted(PROBE_TIMINGS)), min_size=1, max_size=4, unique=True))
+    return tuple((("readinessProbe", key), draw(integers(ProbeConfig, PROBE_TIMINGS[key]))) for key in keys)
+
+
+@st.composite
+def _autoscaling(draw: st.DrawFn, api: str, current: dict[str, Any]) -> tuple[Edit, ...]:
+    knob = draw(st.sampled_from(["replicas", "metric", "targetUtilization", "upscaleStabilizationPeriod",
+                                 "downscaleStabilizationPeriod", "maxUpscaleFactor", "maxDownscaleFactor"]))
+    at = ("autoscaling", knob)
+    if knob == "replicas":
+        replicas = integers(AutoscalingConfig, "max_replicas", high=_quiet_max_replicas(api))
+        low, high = sorted((draw(replicas), draw(replicas)))
+        return ((("autoscaling", "minReplicas"), low), (("autoscaling", "maxReplicas"), high))
+    if knob == "metric":
+        return ((at, draw(st.sampled_from(["cpu", "memory"]))),)
+    if knob == "targetUtilization":
+        return ((at, draw(integers(AutoscalingConfig, "target_utilization"))),)
+    if knob.endswith("StabilizationPeriod"):
+        return ((at, draw(DURATIONS)),)
+    return ((at, draw(floats(AutoscalingConfig, "max_upscale_factor" if "Up" in knob else "max_downscale_factor"))),)
+
+
+CHANGES: dict[str, Callable[[str, dict[str, Any]], st.SearchStrategy[tuple[Edit, ...]]]] = {
+    "image": _image,
+    "env": _env,
+    "command or args": _command_or_args,
+    "compute": _compute,
+    "maxConcurrency": _max_concurrency,
+    "readiness probe timings": _readiness_timings,
+    "autoscaling": _autoscaling,
+}
+ROLLOUT_KEYS = {"image", "env", "command", "args", "compute", "maxConcurrency", "readinessProbe", "autoscaling"}
+"""Top-level keys of an API entry that the strategies touch; every other key must stay as committed."""
+
+
+@st.composite
+def rollout_sequences(draw: st.DrawFn, apis: list[str] = API_NAMES, max_changes: int = 4) -> list[Change]:
+    """One to ``max_changes`` rollout-type changes to ``apis``, each valid on top of the ones before it."""
+    current = copy.deepcopy(DEV)
+    changes = []
+    for _ in range(draw(st.integers(1, max_changes))):
+        api = draw(st.sampled_from(apis))
+        what = draw(st.sampled_from(sorted(CHANGES)))
+        change = Change(api, what, draw(CHANGES[what](api, current[APIS][api])))
+        event(f"{api}: {what}")
+        apply(current, change)
+        changes.append(change)
+    return changes
+
+
+# ------------------------------------------------------------------------ reading plans
+
+def objects_by_urn(plan: Plan) -> dict[str, dict[str, Any]]:
+    """Each Kubernetes object the plan renders, by the URN of the resource that registers it."""
+    found = {}
+    for resource in plan.resources:
+        for obj in kubernetes_objects(dataclasses.replace(plan, resources=[resource])):
+            found[resource.urn] = obj
+    return found
+
+
+def canonical(resource: Registered) -> str:
+    # Inputs that reference another resource come back as SDK objects with a memory address in
+    # their repr; the class name is stable across renders.
+    return json.dumps(resource.inputs, sort_keys=True, default=lambda v: f"<{type(v).__qualname__}>")
+
+
+def subtree(plan: Plan, type_: str, name: str) -> set[str]:
+    """URNs of the resource (type_, name) and everything parented under it, at any depth."""
+    [root] = [r.urn for r in plan.resources if r.type == type_ and r.name == name]
+    urns = {root}
+    while grown := {r.urn for r in plan.resources if r.parent in urns} - urns:
+        urns |= grown
+    return urns
+
+
+def without(obj: dict[str, Any], *path: str) -> dict[str, Any]:
+    trimmed = copy.deepcopy(obj)
+    node = trimmed
+    for part in path[:-1]:
+        node = node[part]
+    del node[path[-1]]
+    return trimmed
+
+
+def label(obj: dict[str, Any]) -> str:
+    return f"{obj['kind']} {obj['metadata'].get('namespace', '')}/{obj['metadata']['name']}"
+
+
+# ------------------------------------------------------------------------ the properties
+
+def assert_same_resources(before: Plan, after: Plan) -> None:
+    """Property 1: no Pulumi resource is created, deleted or renamed."""
+    def identities(plan: Plan) -> list[tuple[str, str, str]]:
+        return sorted((r.type, r.name, r.parent) for r in plan.resources)
+
+    assert identities(after) == identities(before)
+
+
+def assert_same_object_identities(before: Plan, after: Plan) -> None:
+    """Property 2: every object keeps kind, name, namespace; selectors stay as they were."""
+    old, new = objects_by_urn(before), objects_by_urn(after)
+    assert set(new) == set(old)
+    for urn, obj in new.items():
+        was = old[urn]
+        assert (obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")) == \
+            (was["kind"], was["metadata"]["name"], was["metadata"].get("namespace")), urn
+        if obj["kind"] in ("Deployment", "Service", "PodDisruptionBudget"):
+            assert obj["spec"]["selector"] == was["spec"]["selector"], f"{label(obj)}: selector changed"
+
+
+def assert_only_pod_templates_and_hpa_specs_differ(before: Plan, after: Plan) -> None:
+    """Property 3: the rest of every object, and every non-Kubernetes resource's inputs, is byte-identical."""
+    old, new = objects_by_urn(before), objects_by_urn(after)
+    for urn, obj in new.items():
+        was = old[urn]
+        if obj["kind"] == "Deployment":
+            assert without(obj, "spec", "template") == without(was, "spec", "template"), \
+                f"{label(obj)} changed outside spec.template"
+            assert obj["spec"]["template"]["metadata"] == was["spec"]["template"]["metadata"], \
+                f"{label(obj)}: pod template labels changed"
+        elif obj["kind"] == "HorizontalPodAutoscaler":
+            assert without(obj, "spec") == without(was, "spec"), f"{label(obj)} changed outside spec"
+            assert obj["spec"]["scaleTargetRef"] == was["spec"]["scaleTargetRef"], f"{label(obj)}: new target"
+        else:
+            assert obj == was, f"{label(obj)} changed"
+    old_inputs = {r.urn: canonical(r) for r in before.resources if r.urn not in old}
+    changed = sorted(r.urn for r in after.resources if r.urn not in new and canonical(r) != old_inputs[r.urn])
+    assert changed == [], "non-Kubernetes resources changed"
+
+
+def assert_each_change_stays_in_its_own_objects(before: Plan, after: Plan, config: dict[str, Any]) -> None:
+    """Property 4: an API whose config is as committed renders as committed; autoscaling changes only the HPA,
+    everything else only the Deployment."""
+    old_inputs = {r.urn: canonical(r) for r in before.resources}
+    new_inputs = {r.urn: canonical(r) for r in after.resources}
+    for api in API_NAMES:
+        committed, now = DEV[APIS][api], config[APIS][api]
+        assert set(now) - ROLLOUT_KEYS == set(committed) - ROLLOUT_KEYS  # the strategies' own contract
+        untouched: set[str] = set()
+        if now == committed:
+            untouched = subtree(after, "modelplane:index:ModelApi", api)
+        else:
+            if now.get("autoscaling") == committed.get("autoscaling"):
+                untouched |= subtree(after, "modelplane:index:AutoscalingPolicy", f"{api}-autoscaling")
+            if _outside_autoscaling(now) == _outside_autoscaling(committed):
+                untouched |= {r.urn for r in after.resources if r.type == "kubernetes:apps/v1:Deployment"
+                              and r.name == api}
+        assert sorted(u for u in untouched if new_inputs[u] != old_inputs[u]) == [], \
+            f"{api}: objects changed that its config changes do not reach"
+
+
+def _outside_autoscaling(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in entry.items() if key != "autoscaling"}
+
+
+def assert_rollout(before: Plan, after: Plan, config: dict[str, Any]) -> None:
+    # The render took the edited config (a render that ignored it would pass everything below), and
+    # the strategies kept it inside what they promise: valid, and no new warning.
+    assert after.config == parse_estate(config, before.config.source)
+    assert {o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"][0]["image"]
+            for o in objects_by_urn(after).values() if o["kind"] == "Deployment"} == \
+        {api: entry["image"] for api, entry in config[APIS].items()}
+    assert after.config.warnings == before.config.warnings
+    assert_same_resources(before, after)
+    assert_same_object_identities(before, after)
+    assert_only_pod_templates_and_hpa_specs_differ(before, after)
+    assert_each_change_stays_in_its_own_objects(before, after, config)
+
+
+def steps(render: Callable[..., Plan], changes: list[Change]) -> Iterator[tuple[Plan, dict[str, Any]]]:
+    """The render after each change, applied cumulatively to the committed dev config."""
+    config = copy.deepcopy(DEV)
+    for change in changes:
+        apply(config, change)
+        yield render("dev", copy.deepcopy(config)), copy.deepcopy(config)
+
+
+# ------------------------------------------------------------------------ tests
+
+def test_the_baseline_is_the_committed_dev_stack(dev_plan) -> None:
+    # The properties compare against the session's dev render; it must be the stack the strategies start from.
+    assert dev_plan.config == DEV_ESTATE
+    assert API_NAMES == ["image-embed", "sentiment"]
+
+
+@PROPERTY_SETTINGS
+@given(changes=rollout_sequences())
+def test_rollout_changes_are_in_place_updates(dev_plan, render, changes: list[Change]) -> None:
+    for after, config in steps(render, changes):
+        assert_rollout(dev_plan, after, config)
+
+
+@pytest.mark.parametrize("api", API_NAMES)
+@settings(PROPERTY_SETTINGS, max_examples=25)
+@given(data=st.data())
+def test_changes_to_one_api_never_touch_the_other(dev_plan, render, api: str, data: st.DataObject) -> None:
+    changes = data.draw(rollout_sequences(apis=[api]), label="changes")
+    others = set().union(*(subtree(dev_plan, "modelplane:index:ModelApi", other) for other in API_NAMES
+                           if other != api))
+    old_inputs = {r.urn: canonical(r) for r in dev_plan.resources if r.urn in others}
+
+    for after, config in steps(render, changes):
+        assert_rollout(dev_plan, after, config)
+        assert {r.urn: canonical(r) for r in after.resources if r.urn in others} == old_inputs
+
+
+# ------------------------------------------------------------------------ the checks can fail
+# Tampered copies of the committed render: each is what a plausible bug would produce, and the
+# property checks must reject it (otherwise the properties above prove nothing).
+
+def _tampered(plan: Plan, type_: str, name: str, edit: Callable[[Registered], Registered]) -> Plan:
+    return dataclasses.replace(plan, resources=[edit(copy.deepcopy(r)) if (r.type, r.name) == (type_, name)
+                                                else r for r in plan.resources])
+
+
+def _set(path: tuple[str, ...], value: Any) -> Callable[[Registered], Registered]:
+    def edit(resource: Registered) -> Registered:
+        node = resource.inputs
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = value
+        return resource
+    return edit
+
+
+def _with_the_committed_config(before: Plan, after: Plan) -> None:
+    assert_each_change_stays_in_its_own_objects(before, after, DEV)
+
+
+TAMPERS = {
+    # Property 1: a child named after the image tag is a delete + create on every rollout.
+    "image tag in a resource name": (
+        assert_same_resources, "kubernetes:apps/v1:Deployment", "sentiment",
+        lambda r: dataclasses.replace(r, name="sentiment-1-4-2")),
+    # Property 2.
+    "image tag in the service selector": (
+        assert_same_object_identities, "kubernetes:core/v1:Service", "sentiment-svc",
+        _set(("spec", "selector", "version"), "1.4.2")),
+    "object renamed": (
+        assert_same_object_identities, "kubernetes:policy/v1:PodDisruptionBudget", "sentiment-pdb",
+        _set(("metadata", "name"), "sentiment-1-4-2")),
+    # Property 3.
+    "image tag in a label": (
+        assert_only_pod_templates_and_hpa_specs_differ, "kubernetes:core/v1:ServiceAccount", "sentiment-sa",
+        _set(("metadata", "labels", "app.kubernetes.io/version"), "1.4.2")),
+    "image tag in the pod labels": (
+        assert_only_pod_templates_and_hpa_specs_differ, "kubernetes:apps/v1:Deployment", "sentiment",
+        _set(("spec", "template", "metadata", "labels", "app.kubernetes.io/version"), "1.4.2")),
+    "deployment strategy": (
+        assert_only_pod_templates_and_hpa_specs_differ, "kubernetes:apps/v1:Deployment", "sentiment",
+        _set(("spec", "strategy", "rollingUpdate", "maxSurge"), 3)),
+    "launch template": (
+        assert_only_pod_templates_and_hpa_specs_differ, "aws:ec2/launchTemplate:LaunchTemplate", "gpu-spot-lt",
+        _set(("tagSpecifications",), [])),
+    # Property 4: the config is the committed one, so no API's objects may change, even where
+    # property 3 allows a difference.
+    "pod template without a config change": (
+        _with_the_committed_config, "kubernetes:apps/v1:Deployment", "image-embed",
+        _set(("spec", "template", "spec", "terminationGracePeriodSeconds"), 31)),
+    "hpa spec without a config change": (
+        _with_the_committed_config, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+        "image-embed-autoscaling", _set(("spec", "maxReplicas"), 4)),
+}
+
+
+@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+def test_the_property_checks_can_fail(dev_plan, tamper: str) -> None:
+    check, type_, name, edit = TAMPERS[tamper]
+    bad = _tampered(dev_plan, type_, name, edit)
+    assert bad.resources != dev_plan.resources
+    check(dev_plan, dev_plan)  # the untampered render passes
+
+    with pytest.raises(AssertionError):
+        check(dev_plan, bad)
