@@ -319,6 +319,8 @@ class ApiConfig(_Model):
     """Environment variables (values are strings: quote numbers and booleans)."""
     compute: ComputeConfig = ComputeConfig()
     """Resources per replica."""
+    config_files: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,253}$")], str] = {}
+    """Model configuration files (name: content), mounted read-only at ``/etc/modelplane/config`` from a ConfigMap named after its content, so a change rolls the replicas."""
     read_only_root_filesystem: bool = True
     """Mount the container's root filesystem read-only; only ``writablePaths`` can be written."""
     writable_paths: list[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$")]] = ["/tmp"]
@@ -751,6 +753,9 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
                 "is already the shm mount"
             yield Issue(path + ("writablePaths", index), f"{writable!r} {reason}; list distinct directories")
         seen.add(clean)
+    if sum(len(k) + len(v.encode()) for k, v in api.config_files.items()) > 900 * 1024:
+        yield Issue(path + ("configFiles",), "the files add up to more than 900 KiB; a ConfigMap holds at most "
+                                             "1 MiB: put large artifacts in S3 (modelUri)")
     if api.compute.shm is not None and api.compute.mem is not None and _gib(api.compute.shm) >= _gib(api.compute.mem):
         yield Issue(path + ("compute", "shm"), f"{api.compute.shm} of shared memory counts against the memory "
                                                f"limit {api.compute.mem} and would leave nothing for the server")

@@ -9,6 +9,8 @@ so every such change is an in-place rolling update in the Pulumi diff.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,9 @@ API_LABEL = "modelplane.io/api"
 
 SERVICE_PORT = 80
 """Port of the API's Service; it forwards to the container's named ``http`` port."""
+
+CONFIG_DIR = "/etc/modelplane/config"
+"""Where an API's config files are mounted (read-only)."""
 
 PRE_STOP_SLEEP_SECONDS = 5
 """How long a terminating replica keeps serving before it gets SIGTERM."""
@@ -97,6 +102,17 @@ class ModelApi(pulumi.ComponentResource):
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata={**metadata, **({"annotations": annotations} if annotations else {})},
             automount_service_account_token=False, opts=in_namespace)
+        config_map = config_map_name(name, spec)
+        if config_map is not None:
+            k8s.core.v1.ConfigMap(
+                f"{name}-config",
+                # Named after its content and immutable: a change creates a new ConfigMap, the pod
+                # template points at it, and the Deployment rolls; the old one goes after the rollout.
+                metadata={**metadata, "name": config_map},
+                data=dict(spec.config_files),
+                immutable=True,
+                opts=in_namespace,
+            )
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
@@ -166,7 +182,7 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                     labels: dict[str, str], service_account: pulumi.Input[str]) -> dict[str, Any]:
     """The Deployment ``spec`` of an API (no ``replicas``: the autoscaler owns that field)."""
     max_surge, max_unavailable = effective_update_strategy(spec)
-    mounts, volumes = writable_volumes(spec)
+    mounts, volumes = writable_volumes(name, spec)
     return {
         "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 10,
@@ -227,10 +243,22 @@ def http_probe(probe: ProbeConfig | StartupProbeConfig) -> dict[str, Any]:
     }
 
 
-def writable_volumes(spec: ApiConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumeMounts, volumes): an emptyDir per writable path, and a memory-backed ``/dev/shm`` if asked."""
+def config_map_name(name: str, spec: ApiConfig) -> str | None:
+    """``<api>-config-<content digest>``, or None when the API has no config files."""
+    if not spec.config_files:
+        return None
+    digest = hashlib.sha256(json.dumps(spec.config_files, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{name}-config-{digest}"
+
+
+def writable_volumes(name: str, spec: ApiConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumeMounts, volumes): the config files, an emptyDir per writable path, ``/dev/shm`` if asked."""
     mounts: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
+    config_map = config_map_name(name, spec)
+    if config_map is not None:
+        volumes.append({"name": "config", "configMap": {"name": config_map}})
+        mounts.append({"name": "config", "mountPath": CONFIG_DIR, "readOnly": True})
     for index, path in enumerate(spec.writable_paths):
         volumes.append({"name": f"writable-{index}", "emptyDir": {}})
         mounts.append({"name": f"writable-{index}", "mountPath": path})
@@ -247,6 +275,7 @@ def container_env(name: str, spec: ApiConfig) -> list[dict[str, str]]:
         {"name": "MODELPLANE_PORT", "value": str(spec.port)},
         {"name": "MODELPLANE_MAX_CONCURRENCY", "value": str(spec.max_concurrency)},
         *([{"name": "MODELPLANE_MODEL_URI", "value": spec.model_uri}] if spec.model_uri else []),
+        *([{"name": "MODELPLANE_CONFIG_DIR", "value": CONFIG_DIR}] if spec.config_files else []),
     ]
 
 

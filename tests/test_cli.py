@@ -51,7 +51,9 @@ def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> No
         for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget",
                      "HorizontalPodAutoscaler"):
             assert (kind, api) in kinds
-    assert len(files) == len(kinds) == 30
+    # Five APIs with six objects each, plus the recommender's content-named ConfigMap.
+    assert len(files) == len(kinds) == 31
+    assert sum(1 for kind, _ in kinds if kind == "ConfigMap") == 1
     deployment = yaml.safe_load((out / "k8s" / "llm-chat" / "deployment-llm-chat.yaml").read_text())
     assert list(deployment)[:3] == ["apiVersion", "kind", "metadata"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]

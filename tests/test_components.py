@@ -782,3 +782,30 @@ def test_model_from_s3_gets_a_role_for_exactly_its_prefix(dev_plan, find) -> Non
         in container["env"]
     # An API without modelUri has no AWS access at all.
     assert "annotations" not in find.object(dev_plan, "ServiceAccount", "sentiment")["metadata"]
+
+
+def test_config_files_come_from_a_content_named_configmap_that_rolls_the_pods(render, stack_configs, find) -> None:
+    def rendered(files: dict[str, str]) -> tuple[Any, dict, dict]:
+        plan = render("dev", stack_configs.edited("dev", (("modelplane:apis", "sentiment", "configFiles"), files)))
+        [config_map] = [o for o in find.objects(plan, "ConfigMap") if o["metadata"]["namespace"] == "sentiment"]
+        return plan, config_map, find.object(plan, "Deployment", "sentiment")
+
+    plan, first, deployment = rendered({"labels.txt": "negative\npositive\n"})
+    _, again, _ = rendered({"labels.txt": "negative\npositive\n"})
+    changed_plan, changed, rolled = rendered({"labels.txt": "negative\nneutral\npositive\n"})
+
+    assert first["metadata"]["name"].startswith("sentiment-config-")
+    assert first["immutable"] is True and first["data"] == {"labels.txt": "negative\npositive\n"}
+    assert again["metadata"]["name"] == first["metadata"]["name"]
+    assert changed["metadata"]["name"] != first["metadata"]["name"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert {"name": "config", "configMap": {"name": first["metadata"]["name"]}} in pod["volumes"]
+    assert {"name": "config", "mountPath": "/etc/modelplane/config", "readOnly": True} \
+        in pod["containers"][0]["volumeMounts"]
+    assert {"name": "config", "configMap": {"name": changed["metadata"]["name"]}} \
+        in rolled["spec"]["template"]["spec"]["volumes"]
+    # The Pulumi resource keeps its name; only the Kubernetes name follows the content.
+    for a_plan in (plan, changed_plan):
+        assert find.one(a_plan, "kubernetes:core/v1:ConfigMap", "sentiment-config") is not None
+    # No config files, no ConfigMap.
+    assert not [o for o in find.objects(render("dev", stack_configs.load("dev")), "ConfigMap")]

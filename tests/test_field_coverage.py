@@ -182,6 +182,7 @@ VARIATIONS: dict[str, Variation] = {
     "apis.*.updateStrategy.minReadySeconds": on((*SENTIMENT, "updateStrategy", "minReadySeconds"), 10),
     "apis.*.updateStrategy.progressDeadlineSeconds": on((*SENTIMENT, "updateStrategy", "progressDeadlineSeconds"),
                                                         900),
+    "apis.*.configFiles": on((*SENTIMENT, "configFiles"), {"labels.txt": "negative\npositive\n"}),
     "apis.*.modelUri": on((*SENTIMENT, "modelUri"), "s3://acme-models/sentiment/"),
     "apis.*.compute.shm": on((*EMBED, "compute", "shm"), "1Gi"),
     "apis.*.readOnlyRootFilesystem": on((*SENTIMENT, "readOnlyRootFilesystem"), False),
