@@ -18,7 +18,14 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, EstateConfig, duration_seconds, effective_update_strategy, gpu_demand
+from .config import (
+    ConfigError,
+    EstateConfig,
+    api_gpus,
+    duration_seconds,
+    effective_update_strategy,
+    gpu_demand,
+)
 from .offline import Plan, find_project, kubernetes_objects, load_config, normalize, run_stack
 
 __all__ = ["main"]
@@ -187,7 +194,7 @@ def _api_row(estate: EstateConfig, name: str) -> list[str]:
     if "@sha256:" in image:
         image = image[:image.index("@sha256:") + 20] + "…"
     return [name, image, f"{scaling.min_replicas}-{scaling.max_replicas}",
-            str(api.compute.gpu or "-"), f"{scaling.metric} {scaling.target_utilization}% ({behaviour})",
+            str(api_gpus(api) or "-"), f"{scaling.metric} {scaling.target_utilization}% ({behaviour})",
             f"{surge}/{unavailable}", api.node_group]
 
 

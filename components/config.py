@@ -46,6 +46,8 @@ __all__ = [
     "Issue",
     "NodeGroupConfig",
     "ProbeConfig",
+    "SidecarConfig",
+    "api_gpus",
     "StartupProbeConfig",
     "SystemNodeGroupConfig",
     "TaintConfig",
@@ -65,6 +67,9 @@ KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
 
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 """Namespaces Kubernetes owns; an API (whose namespace is its name) may not take them."""
+
+MAIN_CONTAINER = "model"
+"""Name of an API's serving container (sidecars take other names)."""
 
 RESERVED_GROUP = "system"
 """Node-group name taken by the cluster's add-on group."""
@@ -219,15 +224,20 @@ class NodeGroupConfig(_Model):
 
 # --------------------------------------------------------------------------- model APIs
 
-class ComputeConfig(_Model):
-    """Resources one replica requests."""
+class ContainerComputeConfig(_Model):
+    """Resources one container requests."""
 
     cpu: CpuQuantity = "200m"
     """CPU request (Kubernetes quantity, e.g. ``500m`` or ``2``)."""
     mem: MemQuantity | None = None
     """Memory request and limit (e.g. ``2Gi``); unset means no memory request."""
     gpu: int = Field(0, ge=0, le=16)
-    """NVIDIA GPUs per replica (``nvidia.com/gpu``); needs a GPU node group."""
+    """NVIDIA GPUs (``nvidia.com/gpu``); needs a GPU node group."""
+
+
+class ComputeConfig(ContainerComputeConfig):
+    """Resources of the API's serving container, and the pod's shared memory."""
+
     shm: MemQuantity | None = None
     """Size of ``/dev/shm`` (a memory-backed emptyDir, counted against ``mem``), for PyTorch workers and NCCL."""
 
@@ -245,6 +255,21 @@ class ProbeConfig(_Model):
     """Consecutive failures before the replica is taken out of the Service."""
     initial_delay_seconds: int = Field(0, ge=0, le=3600)
     """Seconds after start before the first probe."""
+
+
+class SidecarConfig(_Model):
+    """Another container in every replica, e.g. a Python model behind a fast front-end, talking over a Unix socket in ``/var/run/modelplane``."""
+
+    image: str = Field(pattern=r"^[^\s]+$")
+    """Container image with an explicit tag or digest. Required."""
+    command: list[str] | None = None
+    """Container entrypoint override."""
+    args: list[str] | None = None
+    """Container arguments override."""
+    env: dict[EnvName, str] = {}
+    """Environment variables (values are strings)."""
+    compute: ContainerComputeConfig = ContainerComputeConfig()
+    """Resources of this container (GPUs count towards the replica's total)."""
 
 
 class StartupProbeConfig(_Model):
@@ -319,6 +344,8 @@ class ApiConfig(_Model):
     """Environment variables (values are strings: quote numbers and booleans)."""
     compute: ComputeConfig = ComputeConfig()
     """Resources per replica."""
+    sidecars: dict[DnsLabel, SidecarConfig] = {}
+    """Extra containers per replica, by name; they share the writable paths, config files and a socket directory."""
     config_files: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,253}$")], str] = {}
     """Model configuration files (name: content), mounted read-only at ``/etc/modelplane/config`` from a ConfigMap named after its content, so a change rolls the replicas."""
     read_only_root_filesystem: bool = True
@@ -418,9 +445,14 @@ def gpus_per_node(group: NodeGroupConfig) -> int:
     return min((t.gpus for t in known if t is not None), default=0)
 
 
+def api_gpus(api: ApiConfig) -> int:
+    """GPUs one replica of ``api`` requests: its serving container's plus its sidecars'."""
+    return api.compute.gpu + sum(sidecar.compute.gpu for sidecar in api.sidecars.values())
+
+
 def effective_update_strategy(api: ApiConfig) -> tuple[int | str, int | str]:
     """(maxSurge, maxUnavailable) after defaults: GPU APIs surge one replica and never go below desired."""
-    gpu = api.compute.gpu > 0
+    gpu = api_gpus(api) > 0
     surge = api.update_strategy.max_surge
     unavailable = api.update_strategy.max_unavailable
     if surge is None:
@@ -714,11 +746,21 @@ def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...]) -> It
 
 def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], group_names: list[str],
                path: tuple[str | int, ...]) -> Iterator[Issue]:
-    last = api.image.rsplit("/", 1)[-1]
-    if "@" not in last and (":" not in last or last.endswith(":latest")):
-        yield Issue(path + ("image",), f"{api.image!r} needs an explicit tag or digest other than latest "
-                                       "(e.g. repo/model:1.2.0): a moving tag makes rollouts invisible "
-                                       "to Pulumi diffs")
+    images = [(path + ("image",), api.image)] + [(path + ("sidecars", n, "image"), c.image)
+                                                 for n, c in api.sidecars.items()]
+    for where, image in images:
+        last = image.rsplit("/", 1)[-1]
+        if "@" not in last and (":" not in last or last.endswith(":latest")):
+            yield Issue(where, f"{image!r} needs an explicit tag or digest other than latest "
+                               "(e.g. repo/model:1.2.0): a moving tag makes rollouts invisible to Pulumi diffs")
+    if MAIN_CONTAINER in api.sidecars:
+        yield Issue(path + ("sidecars", MAIN_CONTAINER), f"{MAIN_CONTAINER!r} is the serving container's name; "
+                                                         "pick another sidecar name")
+    for sidecar_name, sidecar in api.sidecars.items():
+        for key_name in sidecar.env:
+            if key_name.startswith("MODELPLANE_"):
+                yield Issue(path + ("sidecars", sidecar_name, "env", key_name),
+                            "the MODELPLANE_ prefix is reserved for variables modelplane sets")
     scaling = api.autoscaling
     if scaling.min_replicas > scaling.max_replicas:
         yield Issue(path + ("autoscaling", "maxReplicas"),
@@ -769,23 +811,30 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         if api.node_group not in group_names:
             yield _unknown_group(api.node_group, group_names, path)
         return
-    if api.compute.gpu > 0:
+    gpus = api_gpus(api)
+    if gpus > 0:
         if not group.gpu:
             gpu_groups = ", ".join(n for n, g in groups.items() if g.gpu) or "none are declared"
-            yield Issue(path + ("nodeGroup",), f"API {name!r} asks for {api.compute.gpu} GPU(s) but node "
+            yield Issue(path + ("nodeGroup",), f"API {name!r} asks for {gpus} GPU(s) but node "
                                                f"group {api.node_group!r} has no GPUs (GPU groups: "
                                                f"{gpu_groups})")
-        elif (per_node := gpus_per_node(group)) and api.compute.gpu > per_node:
-            yield Issue(path + ("compute", "gpu"), f"{api.compute.gpu} GPUs per replica do not fit on a node "
+        elif (per_node := gpus_per_node(group)) and gpus > per_node:
+            yield Issue(path + ("compute", "gpu"), f"{gpus} GPUs per replica do not fit on a node "
                                                    f"of {api.node_group!r}, which has {per_node}")
     smallest = min((t for t in map(catalog.lookup, group.instance_types) if t), default=None,
                    key=lambda t: (t.vcpus, t.memory_gib))
     if smallest is not None:
-        if _millicores(api.compute.cpu) > smallest.vcpus * 1000:
-            yield Issue(path + ("compute", "cpu"), f"{api.compute.cpu} CPU does not fit on a "
+        containers = [api.compute, *(c.compute for c in api.sidecars.values())]
+        with_sidecars = " (with its sidecars)" if api.sidecars else ""
+        cpu = sum(_millicores(c.cpu) for c in containers)
+        if cpu > smallest.vcpus * 1000:
+            shown = api.compute.cpu if not api.sidecars else f"{cpu:g}m"
+            yield Issue(path + ("compute", "cpu"), f"{shown} CPU{with_sidecars} does not fit on a "
                                                    f"{smallest.name} ({smallest.vcpus} vCPU)")
-        if api.compute.mem is not None and _gib(api.compute.mem) > smallest.memory_gib:
-            yield Issue(path + ("compute", "mem"), f"{api.compute.mem} does not fit on a {smallest.name} "
+        mem = sum(_gib(c.mem) for c in containers if c.mem is not None)
+        if mem > smallest.memory_gib:
+            shown = api.compute.mem if not api.sidecars else f"{mem:g}Gi"
+            yield Issue(path + ("compute", "mem"), f"{shown}{with_sidecars} does not fit on a {smallest.name} "
                                                    f"({smallest.memory_gib:g} GiB)")
 
 
@@ -815,13 +864,13 @@ class GpuDemand:
 
 def gpu_demand(group_name: str, group: NodeGroupConfig, apis: dict[str, ApiConfig]) -> GpuDemand | None:
     """The GPU demand on ``group`` at peak, or None when it is not a GPU group or no GPU API uses it."""
-    on_group = [a for a in apis.values() if a.node_group == group_name and a.compute.gpu]
+    on_group = [a for a in apis.values() if a.node_group == group_name and api_gpus(a)]
     per_node = gpus_per_node(group)
     if not per_node or not on_group:
         return None
     return GpuDemand(
-        steady=sum(a.autoscaling.max_replicas * a.compute.gpu for a in on_group),
-        surge=max(surge_replicas(a, a.autoscaling.max_replicas) * a.compute.gpu for a in on_group),
+        steady=sum(a.autoscaling.max_replicas * api_gpus(a) for a in on_group),
+        surge=max(surge_replicas(a, a.autoscaling.max_replicas) * api_gpus(a) for a in on_group),
         capacity=group.max_size * per_node,
     )
 

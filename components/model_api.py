@@ -19,7 +19,14 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs
-from .config import ApiConfig, ProbeConfig, StartupProbeConfig, effective_update_strategy
+from .config import (
+    MAIN_CONTAINER,
+    ApiConfig,
+    ContainerComputeConfig,
+    ProbeConfig,
+    StartupProbeConfig,
+    effective_update_strategy,
+)
 from .irsa import s3_read_policy, service_account_role
 from .placement import GPU_RESOURCE, Placement
 
@@ -30,6 +37,9 @@ API_LABEL = "modelplane.io/api"
 
 SERVICE_PORT = 80
 """Port of the API's Service; it forwards to the container's named ``http`` port."""
+
+SOCKET_DIR = "/var/run/modelplane"
+"""Directory shared by an API's containers for Unix sockets (present when it has sidecars)."""
 
 CONFIG_DIR = "/etc/modelplane/config"
 """Where an API's config files are mounted (read-only)."""
@@ -208,27 +218,58 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                     "matchLabelKeys": ["pod-template-hash"],
                 }],
                 "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                "containers": [{
-                    "name": "model",
-                    "image": spec.image,
-                    **({"command": list(spec.command)} if spec.command is not None else {}),
-                    **({"args": list(spec.args)} if spec.args is not None else {}),
-                    "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
-                    "env": container_env(name, spec),
-                    "resources": resources(spec),
-                    # Endpoint removal and SIGTERM race: keep serving while the Service and load
-                    # balancers stop sending new requests (a kubelet sleep, no binary in the image).
-                    "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
-                    "readinessProbe": http_probe(spec.readiness_probe),
-                    **({"livenessProbe": http_probe(spec.liveness_probe)} if spec.liveness_probe else {}),
-                    **({"startupProbe": http_probe(spec.startup_probe)} if spec.startup_probe else {}),
-                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                        "readOnlyRootFilesystem": spec.read_only_root_filesystem},
-                    **({"volumeMounts": mounts} if mounts else {}),
-                }],
+                "containers": [serving_container(name, spec, mounts),
+                               *(sidecar_container(name, spec, sidecar_name, mounts)
+                                 for sidecar_name in spec.sidecars)],
                 **({"volumes": volumes} if volumes else {}),
             },
         },
+    }
+
+
+def _security_context(spec: ApiConfig) -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": spec.read_only_root_filesystem}
+
+
+def serving_container(name: str, spec: ApiConfig, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The container that receives the API's traffic and answers its probes."""
+    return {
+        "name": MAIN_CONTAINER,
+        "image": spec.image,
+        **({"command": list(spec.command)} if spec.command is not None else {}),
+        **({"args": list(spec.args)} if spec.args is not None else {}),
+        "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        "env": container_env(name, spec),
+        "resources": resources(spec.compute),
+        # Endpoint removal and SIGTERM race: keep serving while the Service and load
+        # balancers stop sending new requests (a kubelet sleep, no binary in the image).
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+        "readinessProbe": http_probe(spec.readiness_probe),
+        **({"livenessProbe": http_probe(spec.liveness_probe)} if spec.liveness_probe else {}),
+        **({"startupProbe": http_probe(spec.startup_probe)} if spec.startup_probe else {}),
+        "securityContext": _security_context(spec),
+        **({"volumeMounts": mounts} if mounts else {}),
+    }
+
+
+def sidecar_container(name: str, spec: ApiConfig, sidecar_name: str, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A sidecar: same hardening and shared volumes as the serving container, its own image and resources."""
+    sidecar = spec.sidecars[sidecar_name]
+    # Sidecars share the pod's lifecycle; the pre-stop sleep keeps them up while the server drains.
+    return {
+        "name": sidecar_name,
+        "image": sidecar.image,
+        **({"command": list(sidecar.command)} if sidecar.command is not None else {}),
+        **({"args": list(sidecar.args)} if sidecar.args is not None else {}),
+        "env": [{"name": k, "value": v} for k, v in sidecar.env.items()] + [
+            {"name": "MODELPLANE_API_NAME", "value": name},
+            {"name": "MODELPLANE_SOCKET_DIR", "value": SOCKET_DIR},
+        ],
+        "resources": resources(sidecar.compute),
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+        "securityContext": _security_context(spec),
+        "volumeMounts": mounts,
     }
 
 
@@ -255,6 +296,9 @@ def writable_volumes(name: str, spec: ApiConfig) -> tuple[list[dict[str, Any]], 
     """(volumeMounts, volumes): the config files, an emptyDir per writable path, ``/dev/shm`` if asked."""
     mounts: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
+    if spec.sidecars:
+        volumes.append({"name": "sockets", "emptyDir": {}})
+        mounts.append({"name": "sockets", "mountPath": SOCKET_DIR})
     config_map = config_map_name(name, spec)
     if config_map is not None:
         volumes.append({"name": "config", "configMap": {"name": config_map}})
@@ -276,15 +320,16 @@ def container_env(name: str, spec: ApiConfig) -> list[dict[str, str]]:
         {"name": "MODELPLANE_MAX_CONCURRENCY", "value": str(spec.max_concurrency)},
         *([{"name": "MODELPLANE_MODEL_URI", "value": spec.model_uri}] if spec.model_uri else []),
         *([{"name": "MODELPLANE_CONFIG_DIR", "value": CONFIG_DIR}] if spec.config_files else []),
+        *([{"name": "MODELPLANE_SOCKET_DIR", "value": SOCKET_DIR}] if spec.sidecars else []),
     ]
 
 
-def resources(spec: ApiConfig) -> dict[str, dict[str, str]]:
+def resources(compute: ContainerComputeConfig) -> dict[str, dict[str, str]]:
     """Requests and limits: memory and GPUs are limited at the request; CPU is not (no throttling)."""
-    requests = {"cpu": spec.compute.cpu}
+    requests = {"cpu": compute.cpu}
     limits: dict[str, str] = {}
-    if spec.compute.mem is not None:
-        requests["memory"] = limits["memory"] = spec.compute.mem
-    if spec.compute.gpu:
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.compute.gpu)
+    if compute.mem is not None:
+        requests["memory"] = limits["memory"] = compute.mem
+    if compute.gpu:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(compute.gpu)
     return {"requests": requests, **({"limits": limits} if limits else {})}

@@ -475,10 +475,10 @@ def test_replicas_drain_before_sigterm_and_spread_over_zones(request, find, plan
     plan = request.getfixturevalue(plan_name)
     for api in plan.config.apis:
         pod = find.object(plan, "Deployment", api)["spec"]["template"]["spec"]
-        (container,) = pod["containers"]
 
-        # The kubelet's sleep action keeps the replica serving while it leaves the endpoints.
-        assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
+        # The kubelet's sleep action keeps the replica (sidecars too) serving while it leaves the endpoints.
+        for container in pod["containers"]:
+            assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
         assert pod["terminationGracePeriodSeconds"] == 30
         assert pod["topologySpreadConstraints"] == [{
             "maxSkew": 1,
@@ -809,3 +809,35 @@ def test_config_files_come_from_a_content_named_configmap_that_rolls_the_pods(re
         assert find.one(a_plan, "kubernetes:core/v1:ConfigMap", "sentiment-config") is not None
     # No config files, no ConfigMap.
     assert not [o for o in find.objects(render("dev", stack_configs.load("dev")), "ConfigMap")]
+
+
+def test_sidecar_shares_the_socket_directory_and_hardening(prod_plan, find) -> None:
+    pod = find.object(prod_plan, "Deployment", "recommender")["spec"]["template"]["spec"]
+    serving, sidecar = pod["containers"]
+
+    assert [serving["name"], sidecar["name"]] == ["model", "bandit-model"]
+    assert sidecar["image"].endswith("/bandit-model:3.2.0")
+    assert sidecar["args"] == ["--socket", "/var/run/modelplane/model.sock"]
+    assert sidecar["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
+    assert sidecar["securityContext"] == serving["securityContext"]
+    assert "ports" not in sidecar and "readinessProbe" not in sidecar
+    socket_mount = {"name": "sockets", "mountPath": "/var/run/modelplane"}
+    assert socket_mount in serving["volumeMounts"] and socket_mount in sidecar["volumeMounts"]
+    assert {"name": "sockets", "emptyDir": {}} in pod["volumes"]
+    for container in (serving, sidecar):
+        assert {"name": "MODELPLANE_SOCKET_DIR", "value": "/var/run/modelplane"} in container["env"]
+
+
+def test_sidecar_gpus_count_towards_the_replica(stack_configs) -> None:
+    from modelplane.config import ConfigError, parse_estate
+
+    config = stack_configs.edited("dev", (("modelplane:apis", "image-embed", "sidecars"),
+                                          {"helper": {"image": "ghcr.io/acme/helper:1.0.0", "compute": {"gpu": 1}}}))
+
+    with pytest.raises(ConfigError) as caught:
+        parse_estate(config, "stacks/Pulumi.dev.yaml")
+
+    # image-embed's own GPU plus the sidecar's: two GPUs do not fit on a one-GPU g5.xlarge.
+    [issue] = caught.value.issues
+    assert issue.where() == "modelplane:apis.image-embed.compute.gpu"
+    assert issue.message.startswith("2 GPUs per replica do not fit")

@@ -103,6 +103,15 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
         ((GROUPS, "gpu-spot", "gpusPerNode"), 1),
         ((GROUPS, "spare"), {"instanceTypes": ["g5.xlarge"], "minSize": 0}),
     ),
+    # A sidecar's fields exist only once one is declared.
+    "sidecar": (
+        ((APIS, "sentiment", "sidecars"), {"helper": {"image": "ghcr.io/acme/helper:1.0.0"}}),
+    ),
+    # A GPU sidecar goes on dev's GPU API, whose serving container gives up its one GPU for it.
+    "gpu-sidecar": (
+        ((APIS, "image-embed", "compute", "gpu"), 0),
+        ((APIS, "image-embed", "sidecars"), {"helper": {"image": "ghcr.io/acme/helper:1.0.0"}}),
+    ),
     # The optional probes exist only once declared; this baseline declares both on sentiment.
     "probes": (
         ((APIS, "sentiment", "livenessProbe"), {"path": "/live"}),
@@ -182,6 +191,15 @@ VARIATIONS: dict[str, Variation] = {
     "apis.*.updateStrategy.minReadySeconds": on((*SENTIMENT, "updateStrategy", "minReadySeconds"), 10),
     "apis.*.updateStrategy.progressDeadlineSeconds": on((*SENTIMENT, "updateStrategy", "progressDeadlineSeconds"),
                                                         900),
+    "apis.*.sidecars.*.image": on((*SENTIMENT, "sidecars", "helper", "image"), "ghcr.io/acme/helper:1.0.1",
+                                  base="sidecar"),
+    "apis.*.sidecars.*.command": on((*SENTIMENT, "sidecars", "helper", "command"), ["/helper"], base="sidecar"),
+    "apis.*.sidecars.*.args": on((*SENTIMENT, "sidecars", "helper", "args"), ["--socket", "x.sock"], base="sidecar"),
+    "apis.*.sidecars.*.env": on((*SENTIMENT, "sidecars", "helper", "env"), {"MODE": "fast"}, base="sidecar"),
+    "apis.*.sidecars.*.compute.cpu": on((*SENTIMENT, "sidecars", "helper", "compute", "cpu"), "300m", base="sidecar"),
+    "apis.*.sidecars.*.compute.mem": on((*SENTIMENT, "sidecars", "helper", "compute", "mem"), "256Mi",
+                                        base="sidecar"),
+    "apis.*.sidecars.*.compute.gpu": on((*EMBED, "sidecars", "helper", "compute", "gpu"), 1, base="gpu-sidecar"),
     "apis.*.configFiles": on((*SENTIMENT, "configFiles"), {"labels.txt": "negative\npositive\n"}),
     "apis.*.modelUri": on((*SENTIMENT, "modelUri"), "s3://acme-models/sentiment/"),
     "apis.*.compute.shm": on((*EMBED, "compute", "shm"), "1Gi"),
@@ -219,12 +237,26 @@ KNOWN_DROPPED: dict[str, str] = {
 
 
 def _pattern_of(key: tuple[str | int, ...]) -> str:
-    """The model path an edit key writes to: ``(apis, sentiment, env)`` -> ``apis.*.env``."""
-    _, prefix = ROOTS[key[0]]
+    """The model path an edit key writes to: ``(apis, sentiment, sidecars, helper, env)`` ->
+    ``apis.*.sidecars.*.env`` (names in maps of models become ``*``, list indices ``[]``)."""
+    model, prefix = ROOTS[key[0]]
     rest = list(key[2:] if prefix.endswith(".*") else key[1:])
     path = prefix
+    current: type[BaseModel] | None = model
+    skip_name = False
     for part in rest:
-        path += "[]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            path += "[]"
+            continue
+        if skip_name:
+            path += ".*"
+            skip_name = False
+            continue
+        path += f".{part}"
+        info = current.model_fields.get(next((n for n, f in current.model_fields.items()
+                                              if (f.alias or n) == part), ""), None) if current else None
+        current = _model_in(info.annotation) if info else None
+        skip_name = info is not None and current is not None and _container_suffix(info.annotation) == ".*"
     return path
 
 
