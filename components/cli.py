@@ -193,6 +193,8 @@ def _api_row(estate: EstateConfig, name: str) -> list[str]:
     image = api.image.rsplit("/", 1)[-1]
     if "@sha256:" in image:
         image = image[:image.index("@sha256:") + 20] + "…"
+    if api.sidecars:
+        image += f" +{len(api.sidecars)} sidecar" + ("s" if len(api.sidecars) > 1 else "")
     return [name, image, f"{scaling.min_replicas}-{scaling.max_replicas}",
             str(api_gpus(api) or "-"), f"{scaling.metric} {scaling.target_utilization}% ({behaviour})",
             f"{surge}/{unavailable}", api.node_group]
