@@ -346,6 +346,8 @@ class ApiConfig(_Model):
     """Resources per replica."""
     sidecars: dict[DnsLabel, SidecarConfig] = {}
     """Extra containers per replica, by name; they share the writable paths, config files and a socket directory."""
+    secrets: dict[DnsLabel, Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$")]] = {}
+    """Kubernetes Secrets (in the API's namespace, e.g. synced by External Secrets) mounted read-only as files: secret name to directory."""
     config_files: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,253}$")], str] = {}
     """Model configuration files (name: content), mounted read-only at ``/etc/modelplane/config`` from a ConfigMap named after its content, so a change rolls the replicas."""
     read_only_root_filesystem: bool = True
@@ -787,6 +789,14 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
                     f"{strategy.progress_deadline_seconds} must be greater than minReadySeconds "
                     f"{strategy.min_ready_seconds} (Kubernetes rejects it otherwise)")
     reserved = {"/dev/shm"} if api.compute.shm else set()
+    taken = {"/", "/etc/modelplane/config", "/var/run/modelplane", "/dev/shm",
+             *(w.rstrip("/") or "/" for w in api.writable_paths)}
+    for secret, directory in api.secrets.items():
+        clean = directory.rstrip("/") or "/"
+        if clean in taken:
+            yield Issue(path + ("secrets", secret), f"{directory!r} is the root, a writable path, another secret's "
+                                                    "directory or one modelplane mounts; use a directory of its own")
+        taken.add(clean)
     seen: set[str] = set()
     for index, writable in enumerate(api.writable_paths):
         clean = writable.rstrip("/") or "/"

@@ -296,6 +296,9 @@ def writable_volumes(name: str, spec: ApiConfig) -> tuple[list[dict[str, Any]], 
     """(volumeMounts, volumes): the config files, an emptyDir per writable path, ``/dev/shm`` if asked."""
     mounts: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = []
+    for index, (secret, directory) in enumerate(spec.secrets.items()):
+        volumes.append({"name": f"secret-{index}", "secret": {"secretName": secret}})
+        mounts.append({"name": f"secret-{index}", "mountPath": directory, "readOnly": True})
     if spec.sidecars:
         volumes.append({"name": "sockets", "emptyDir": {}})
         mounts.append({"name": "sockets", "mountPath": SOCKET_DIR})

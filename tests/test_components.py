@@ -841,3 +841,23 @@ def test_sidecar_gpus_count_towards_the_replica(stack_configs) -> None:
     [issue] = caught.value.issues
     assert issue.where() == "modelplane:apis.image-embed.compute.gpu"
     assert issue.message.startswith("2 GPUs per replica do not fit")
+
+
+def test_secrets_are_mounted_read_only_as_files(prod_plan, find) -> None:
+    pod = find.object(prod_plan, "Deployment", "llm-chat")["spec"]["template"]["spec"]
+
+    assert {"name": "secret-0", "secret": {"secretName": "hf-token"}} in pod["volumes"]
+    assert {"name": "secret-0", "mountPath": "/var/run/secrets/huggingface", "readOnly": True} \
+        in pod["containers"][0]["volumeMounts"]
+
+
+def test_a_secret_cannot_shadow_a_directory_modelplane_mounts(stack_configs) -> None:
+    from modelplane.config import ConfigError, parse_estate
+
+    config = stack_configs.edited("dev", (("modelplane:apis", "sentiment", "secrets"), {"creds": "/tmp"}))
+
+    with pytest.raises(ConfigError) as caught:
+        parse_estate(config, "stacks/Pulumi.dev.yaml")
+
+    [issue] = caught.value.issues
+    assert issue.where() == "modelplane:apis.sentiment.secrets.creds"

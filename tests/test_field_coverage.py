@@ -200,6 +200,7 @@ VARIATIONS: dict[str, Variation] = {
     "apis.*.sidecars.*.compute.mem": on((*SENTIMENT, "sidecars", "helper", "compute", "mem"), "256Mi",
                                         base="sidecar"),
     "apis.*.sidecars.*.compute.gpu": on((*EMBED, "sidecars", "helper", "compute", "gpu"), 1, base="gpu-sidecar"),
+    "apis.*.secrets": on((*SENTIMENT, "secrets"), {"hf-token": "/var/run/secrets/hf"}),
     "apis.*.configFiles": on((*SENTIMENT, "configFiles"), {"labels.txt": "negative\npositive\n"}),
     "apis.*.modelUri": on((*SENTIMENT, "modelUri"), "s3://acme-models/sentiment/"),
     "apis.*.compute.shm": on((*EMBED, "compute", "shm"), "1Gi"),
