@@ -113,8 +113,9 @@ class ModelApi(pulumi.ComponentResource):
             f"{name}-sa", metadata={**metadata, **({"annotations": annotations} if annotations else {})},
             automount_service_account_token=False, opts=in_namespace)
         config_map = config_map_name(name, spec)
+        config_resources: list[pulumi.Resource] = []
         if config_map is not None:
-            k8s.core.v1.ConfigMap(
+            config_resources.append(k8s.core.v1.ConfigMap(
                 f"{name}-config",
                 # Named after its content and immutable: a change creates a new ConfigMap, the pod
                 # template points at it, and the Deployment rolls; the old one goes after the rollout.
@@ -122,14 +123,16 @@ class ModelApi(pulumi.ComponentResource):
                 data=dict(spec.config_files),
                 immutable=True,
                 opts=in_namespace,
-            )
+            ))
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
             spec=deployment_spec(name, spec, args.placement, selector, labels, name),
             # Replicas need the node group (and its device plugin) to exist: opts.depends_on is not
-            # inherited by children, so the Deployment takes it explicitly.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, account, *_depends_on(opts)],
+            # inherited by children, so the Deployment takes it explicitly. A new config ConfigMap
+            # must exist before the pod template that mounts it rolls out.
+            opts=pulumi.ResourceOptions(parent=self,
+                                        depends_on=[namespace, account, *config_resources, *_depends_on(opts)],
                                         custom_timeouts=pulumi.CustomTimeouts(create=rollout_timeout(spec),
                                                                               update=rollout_timeout(spec))),
         )
