@@ -26,7 +26,7 @@ from .config import (
     effective_update_strategy,
     gpu_demand,
 )
-from .offline import Plan, find_project, kubernetes_objects, load_config, normalize, run_stack
+from .offline import Plan, find_project, kubernetes_objects, load_config, normalize, run_stack, stack_names
 
 __all__ = ["main"]
 
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 # --------------------------------------------------------------------------- validate
 
 def _validate(project: Path, stack: str | None) -> int:
-    stacks = [stack] if stack else sorted(p.name[len("Pulumi."):-len(".yaml")]
-                                          for p in (project / "stacks").glob("Pulumi.*.yaml"))
+    stacks = [stack] if stack else stack_names(project)
     failed = 0
     for name in stacks:
         try:

@@ -68,6 +68,15 @@ KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 """Namespaces Kubernetes owns; an API (whose namespace is its name) may not take them."""
 
+CONFIG_DIR = "/etc/modelplane/config"
+"""Where an API's config files are mounted (read-only)."""
+
+SOCKET_DIR = "/var/run/modelplane"
+"""Directory shared by an API's containers for Unix sockets (present when it has sidecars)."""
+
+SHM_DIR = "/dev/shm"
+"""Where ``compute.shm`` is mounted."""
+
 MAIN_CONTAINER = "model"
 """Name of an API's serving container (sidecars take other names)."""
 
@@ -758,11 +767,11 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     if MAIN_CONTAINER in api.sidecars:
         yield Issue(path + ("sidecars", MAIN_CONTAINER), f"{MAIN_CONTAINER!r} is the serving container's name; "
                                                          "pick another sidecar name")
-    for sidecar_name, sidecar in api.sidecars.items():
-        for key_name in sidecar.env:
+    envs = [(path + ("env",), api.env)] + [(path + ("sidecars", n, "env"), c.env) for n, c in api.sidecars.items()]
+    for where, env in envs:
+        for key_name in env:
             if key_name.startswith("MODELPLANE_"):
-                yield Issue(path + ("sidecars", sidecar_name, "env", key_name),
-                            "the MODELPLANE_ prefix is reserved for variables modelplane sets")
+                yield Issue(where + (key_name,), "the MODELPLANE_ prefix is reserved for variables modelplane sets")
     scaling = api.autoscaling
     if scaling.min_replicas > scaling.max_replicas:
         yield Issue(path + ("autoscaling", "maxReplicas"),
@@ -788,8 +797,8 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         yield Issue(path + ("updateStrategy", "progressDeadlineSeconds"),
                     f"{strategy.progress_deadline_seconds} must be greater than minReadySeconds "
                     f"{strategy.min_ready_seconds} (Kubernetes rejects it otherwise)")
-    reserved = {"/dev/shm"} if api.compute.shm else set()
-    taken = {"/", "/etc/modelplane/config", "/var/run/modelplane", "/dev/shm",
+    reserved = {SHM_DIR} if api.compute.shm else set()
+    taken = {"/", CONFIG_DIR, SOCKET_DIR, SHM_DIR,
              *(w.rstrip("/") or "/" for w in api.writable_paths)}
     for secret, directory in api.secrets.items():
         clean = directory.rstrip("/") or "/"
@@ -811,10 +820,6 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     if api.compute.shm is not None and api.compute.mem is not None and _gib(api.compute.shm) >= _gib(api.compute.mem):
         yield Issue(path + ("compute", "shm"), f"{api.compute.shm} of shared memory counts against the memory "
                                                f"limit {api.compute.mem} and would leave nothing for the server")
-    for key_name in api.env:
-        if key_name.startswith("MODELPLANE_"):
-            yield Issue(path + ("env", key_name), "the MODELPLANE_ prefix is reserved for variables "
-                                                  "modelplane sets")
 
     group = groups.get(api.node_group)
     if group is None:

@@ -20,7 +20,10 @@ import pulumi_kubernetes as k8s
 
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs
 from .config import (
+    CONFIG_DIR,
     MAIN_CONTAINER,
+    SHM_DIR,
+    SOCKET_DIR,
     ApiConfig,
     ContainerComputeConfig,
     ProbeConfig,
@@ -37,12 +40,6 @@ API_LABEL = "modelplane.io/api"
 
 SERVICE_PORT = 80
 """Port of the API's Service; it forwards to the container's named ``http`` port."""
-
-SOCKET_DIR = "/var/run/modelplane"
-"""Directory shared by an API's containers for Unix sockets (present when it has sidecars)."""
-
-CONFIG_DIR = "/etc/modelplane/config"
-"""Where an API's config files are mounted (read-only)."""
 
 PRE_STOP_SLEEP_SECONDS = 5
 """How long a terminating replica keeps serving before it gets SIGTERM."""
@@ -124,6 +121,7 @@ class ModelApi(pulumi.ComponentResource):
                 immutable=True,
                 opts=in_namespace,
             ))
+        timeout = rollout_timeout(spec)
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
@@ -133,8 +131,7 @@ class ModelApi(pulumi.ComponentResource):
             # must exist before the pod template that mounts it rolls out.
             opts=pulumi.ResourceOptions(parent=self,
                                         depends_on=[namespace, account, *config_resources, *_depends_on(opts)],
-                                        custom_timeouts=pulumi.CustomTimeouts(create=rollout_timeout(spec),
-                                                                              update=rollout_timeout(spec))),
+                                        custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
         k8s.core.v1.Service(
             f"{name}-svc",
@@ -314,7 +311,7 @@ def writable_volumes(name: str, spec: ApiConfig) -> tuple[list[dict[str, Any]], 
         mounts.append({"name": f"writable-{index}", "mountPath": path})
     if spec.compute.shm is not None:
         volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": spec.compute.shm}})
-        mounts.append({"name": "shm", "mountPath": "/dev/shm"})
+        mounts.append({"name": "shm", "mountPath": SHM_DIR})
     return mounts, volumes
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import mocks as _mocks
 from google.protobuf import json_format, struct_pb2
-from pulumi.runtime import rpc, settings
+from pulumi.runtime import mocks as _mocks
 from pulumi.runtime import resource as runtime_resource
+from pulumi.runtime import rpc, settings
 from pulumi.runtime.proto import resource_pb2, source_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
@@ -93,7 +93,7 @@ class EstateMocks(pulumi.runtime.Mocks):
                     "groupNames": [self.region], "state": "available"}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/offline", "userId": "AIDAOFFLINE"}
-        if args.token in ("aws:index/getRegion:getRegion", "aws:index/getRegion:getRegion"):
+        if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
         return {}
 
@@ -202,6 +202,11 @@ def find_project(start: Path | None = None) -> Path:
     raise FileNotFoundError(f"no modelplane project (Pulumi.yaml with infra/__main__.py) at or above {here}")
 
 
+def stack_names(project: Path) -> list[str]:
+    """The stacks of a project: ``dev`` for ``stacks/Pulumi.dev.yaml``, sorted."""
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
+
+
 def stack_file(project: Path, stack: str) -> Path:
     return project / "stacks" / f"Pulumi.{stack}.yaml"
 
@@ -217,7 +222,7 @@ def load_config(project: Path, stack: str) -> tuple[dict[str, Any], EstateConfig
 def _missing(source: str, project: Path) -> dict[str, Any]:
     from .config import ConfigError, Issue
 
-    stacks = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (project / "stacks").glob("Pulumi.*.yaml"))
+    stacks = stack_names(project)
     raise ConfigError(source, [Issue((), f"no such stack file; stacks here: {', '.join(stacks) or 'none'}")])
 
 
