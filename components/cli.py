@@ -19,12 +19,15 @@ from typing import Any
 import yaml
 
 from .config import (
+    ApiConfig,
     ConfigError,
     EstateConfig,
     api_gpus,
     duration_seconds,
     effective_update_strategy,
     gpu_demand,
+    scaling_metric,
+    scaling_target,
 )
 from .offline import Plan, find_project, kubernetes_objects, load_config, normalize, run_stack, stack_names
 
@@ -165,8 +168,12 @@ def format_plan(plan: Plan) -> str:
          str(estate.gpus_per_node(name)) if g.gpu else "-", _demand(name, estate)]
         for name, g in estate.node_groups.items()])
     lines += ["", "Model APIs"]
-    lines += _table(["api", "image", "replicas", "GPUs", "scaling", "surge/unavail", "node group"],
+    lines += _table(["api", "image", "replicas", "GPUs", "scales on", "behaviour", "proxy limits",
+                     "surge/unavail", "node group"],
                     [_api_row(estate, name) for name in estate.apis])
+    cold = [note for name in estate.apis if (note := cold_start_note(estate, name))]
+    if cold:
+        lines += ["", "Scale to zero"] + [f"  - {note}" for note in cold]
     lines += ["", "Outputs"]
     for key, value in plan.outputs.items():
         shown = "[secret]" if key in plan.secret_outputs else json.dumps(normalize(value))
@@ -194,9 +201,50 @@ def _api_row(estate: EstateConfig, name: str) -> list[str]:
         image = image[:image.index("@sha256:") + 20] + "…"
     if api.sidecars:
         image += f" +{len(api.sidecars)} sidecar" + ("s" if len(api.sidecars) > 1 else "")
-    return [name, image, f"{scaling.min_replicas}-{scaling.max_replicas}",
-            str(api_gpus(api) or "-"), f"{scaling.metric} {scaling.target_utilization}% ({behaviour})",
-            f"{surge}/{unavailable}", api.node_group]
+    limits = (f"{api.max_concurrency} at once + {api.max_queue_length} queued" if api.proxy.enabled else "off")
+    return [name, image, f"{scaling.min_replicas}-{scaling.max_replicas}", str(api_gpus(api) or "-"),
+            scaling_summary(api), behaviour, limits, f"{surge}/{unavailable}", api.node_group]
+
+
+def scaling_summary(api: ApiConfig) -> str:
+    """What the API scales on, and through what, in a few words."""
+    metric = scaling_metric(api)
+    target = scaling_target(api)
+    if metric in ("cpu", "memory"):
+        return f"{metric} {target:g}% (HPA)"
+    unit = {"inFlight": "in flight", "rps": "req/s", "queue": "msgs", "custom": "custom"}[metric]
+    window = f", {api.autoscaling.window} avg" if metric in ("inFlight", "rps") else ""
+    return f"{metric} {target:g} {unit}/replica{window} (KEDA)"
+
+
+NODE_START = {True: "3-6 min for a GPU node (boot, NVIDIA driver, device plugin)", False: "1-2 min for a CPU node"}
+"""Rough time for a managed node group to add a ready node, for cold-start notes."""
+
+
+def cold_start_note(estate: EstateConfig, name: str) -> str | None:
+    """What the first request after idle waits for, for an API that scales to zero; None otherwise."""
+    api = estate.apis[name]
+    scaling = api.autoscaling
+    if scaling.min_replicas > 0:
+        return None
+    group = estate.node_groups[api.node_group]
+    waits = []
+    if group.min_size == 0:
+        waits.append(f"a node of {api.node_group!r} if none has room ({NODE_START[group.gpu]}; "
+                     "the group scales from 0)")
+    waits.append(f"pulling {api.image.rsplit('/', 1)[-1]} onto the node")
+    if api.startup_probe is not None:
+        budget = api.startup_probe.period_seconds * api.startup_probe.failure_threshold
+        waits.append(f"the model load (startup probe allows up to {budget}s)")
+    else:
+        waits.append("the model load until the readiness probe passes")
+    held = ("messages wait in the queue meanwhile, none is lost" if scaling_metric(api) == "queue"
+            else "callers must wait or retry meanwhile: with no replica the Service refuses connections")
+    idle = duration_seconds(scaling.downscale_stabilization_period)
+    load = ("its queue last held" if scaling_metric(api) == "queue" else "its query last read")
+    return (f"{name}: drops to 0 replicas {idle}s after {load} more than {scaling.activation_threshold:g}; "
+            f"the next {'message' if scaling_metric(api) == 'queue' else 'request'} then waits for "
+            + ", then ".join(waits) + f"; {held}")
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

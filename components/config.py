@@ -80,6 +80,36 @@ SHM_DIR = "/dev/shm"
 MAIN_CONTAINER = "model"
 """Name of an API's serving container (sidecars take other names)."""
 
+PROXY_CONTAINER = "proxy"
+"""Name of the Envoy sidecar in front of the serving container."""
+
+PROXY_IMAGE = "envoyproxy/envoy:distroless-v1.39.6"
+"""The Envoy image the proxy runs unless an API pins another."""
+
+PROXY_PORT = 8888
+"""Port the proxy takes requests on (the Service forwards here when the proxy is on)."""
+
+PROXY_METRICS_PORT = 9902
+"""Port the proxy serves ``/stats/prometheus`` and ``/ready`` on."""
+
+PROXY_ADMIN_PORT = 9901
+"""Envoy's admin interface, bound to 127.0.0.1 only."""
+
+SCRAPE_INTERVAL_SECONDS = 15
+"""How often Prometheus scrapes the proxies; a metric window must span two scrapes at least."""
+
+REQUEST_METRICS = ("inFlight", "rps", "custom")
+"""Metrics KEDA reads from Prometheus."""
+
+KEDA_METRICS = (*REQUEST_METRICS, "queue")
+"""Metrics that scale through a KEDA ScaledObject (cpu and memory use a plain HPA)."""
+
+AMP_URL = re.compile(r"^https://aps-workspaces\.([a-z0-9-]+)\.amazonaws\.com/workspaces/(ws-[A-Za-z0-9-]+)/?$")
+"""An Amazon Managed Service for Prometheus workspace endpoint: (region, workspace id)."""
+
+SQS_URL = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com/([0-9]{12})/([A-Za-z0-9_-]{1,80}(\.fifo)?)$")
+"""An SQS queue URL: (region, account, queue name)."""
+
 RESERVED_GROUP = "system"
 """Node-group name taken by the cluster's add-on group."""
 
@@ -101,7 +131,7 @@ DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])
 CpuQuantity = Annotated[str, BeforeValidator(_number_to_str),
                         StringConstraints(pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")]
 MemQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")]
-Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h)$")]
+Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h|d)$")]
 IntOrPercent = Annotated[int, Field(ge=0)] | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}%$")]
 Cidr = Annotated[IPv4Network, Field(strict=False)]
 LabelKey = Annotated[str, StringConstraints(
@@ -114,7 +144,7 @@ EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 
 def duration_seconds(value: str) -> int:
     """Seconds in a config duration such as ``"90s"``, ``"5m"`` or ``"1h"``."""
-    unit = {"s": 1, "m": 60, "h": 3600}[value[-1]]
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[value[-1]]
     return int(value[:-1]) * unit
 
 
@@ -165,6 +195,15 @@ class SystemNodeGroupConfig(_Model):
     """Maximum system nodes."""
 
 
+class PrometheusConfig(_Model):
+    """The Prometheus KEDA asks for request metrics (``inFlight``, ``rps``, ``custom``)."""
+
+    url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    """An existing Prometheus that scrapes the API pods (they carry ``prometheus.io/*`` annotations), or an Amazon Managed Prometheus workspace URL (queried with SigV4 through KEDA's IAM role). Unset: modelplane installs kube-prometheus-stack when an API needs it."""
+    retention: Duration = "2d"
+    """How long the installed Prometheus keeps samples. It serves autoscaling, so they live on an emptyDir and go when its pod moves; use ``url`` for durable metrics."""
+
+
 class ClusterConfig(_Model):
     """The EKS cluster: ``modelplane:cluster``."""
 
@@ -178,6 +217,8 @@ class ClusterConfig(_Model):
     """API server endpoint access."""
     system_node_group: SystemNodeGroupConfig = SystemNodeGroupConfig()
     """The add-on node group."""
+    prometheus: PrometheusConfig = PrometheusConfig()
+    """Where request metrics live for autoscaling."""
     log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = [
         "api", "audit", "authenticator"]
     """Control-plane log types sent to CloudWatch."""
@@ -294,17 +335,64 @@ class StartupProbeConfig(_Model):
     """Failures allowed before the replica is restarted: periodSeconds x failureThreshold is the load budget (10 min)."""
 
 
-class AutoscalingConfig(_Model):
-    """How replicas scale (Cortex's knobs and defaults), rendered as a HorizontalPodAutoscaler."""
+class ProxyConfig(_Model):
+    """The Envoy sidecar every request passes through: it enforces ``maxConcurrency`` and ``maxQueueLength`` (503 beyond them) and exports the in-flight count the autoscaler reads."""
 
-    min_replicas: int = Field(1, ge=1, le=1000)
-    """Fewest replicas."""
+    enabled: bool = True
+    """Run the proxy. Off: the Service reaches the server directly, and the API scales on ``cpu``, ``memory``, ``queue`` or a ``custom`` query of the server's own metrics."""
+    image: str = Field(PROXY_IMAGE, pattern=r"^[^\s]+$")
+    """Envoy image (an official ``envoyproxy/envoy`` build; distroless by default)."""
+    cpu: CpuQuantity = "100m"
+    """CPU request of the proxy container."""
+    mem: MemQuantity = "128Mi"
+    """Memory request and limit of the proxy container."""
+
+
+class QueueConfig(_Model):
+    """An SQS queue of work the API consumes (an async API); ``autoscaling.metric: queue`` scales on its depth."""
+
+    url: str | None = Field(None, pattern=SQS_URL.pattern)
+    """URL of an existing queue. Unset: modelplane creates one (server-side encrypted) named ``<cluster>-<api>``."""
+    visibility_timeout_seconds: int = Field(300, ge=0, le=43200)
+    """For a queue modelplane creates: seconds a received message stays hidden; make it longer than one job takes."""
+
+
+class CustomMetricConfig(_Model):
+    """A Prometheus query the API scales on (``autoscaling.metric: custom``)."""
+
+    query: str = Field(min_length=1)
+    """PromQL returning one number, the API's total load, e.g. ``sum(vllm:num_requests_running{namespace="llm-chat"})``. Required."""
+    target: float = Field(gt=0)
+    """Load per replica to aim at: replicas = ceil(query / target). Required."""
+
+
+class AutoscalingConfig(_Model):
+    """How replicas scale, with Cortex's knobs and defaults: a KEDA ScaledObject for request, queue and custom metrics, a plain HorizontalPodAutoscaler for cpu and memory."""
+
+    min_replicas: int = Field(1, ge=0, le=1000)
+    """Fewest replicas; 0 scales to zero when idle (``queue`` and ``custom`` metrics, which are measured outside the pods)."""
     max_replicas: int = Field(100, ge=1, le=1000)
     """Most replicas."""
-    metric: Literal["cpu", "memory"] = "cpu"
-    """What replicas scale on: average CPU or memory utilisation of the requests."""
+    metric: Literal["inFlight", "rps", "cpu", "memory", "queue", "custom"] | None = None
+    """What replicas scale on: ``inFlight`` requests (active + queued, from the proxy), ``rps``, ``cpu`` or ``memory`` utilisation, SQS ``queue`` depth, or a ``custom`` query. Default: ``inFlight`` with the proxy on, ``cpu`` without."""
+    target_in_flight: float | None = Field(None, gt=0)
+    """``inFlight``: in-flight requests per replica to aim at (Cortex's target_in_flight; default ``maxConcurrency``)."""
+    target_rps: float | None = Field(None, gt=0)
+    """``rps``: requests per second per replica to aim at. Required with ``rps``."""
+    target_queue_length: int | None = Field(None, ge=1)
+    """``queue``: waiting messages per replica to aim at (default ``maxConcurrency``)."""
     target_utilization: int = Field(70, ge=1, le=100)
-    """Target average utilisation, percent of the request."""
+    """``cpu`` / ``memory``: target average utilisation, percent of the request."""
+    custom: CustomMetricConfig | None = None
+    """``custom``: the query and its per-replica target."""
+    activation_threshold: float = Field(0, ge=0)
+    """Load above which a scaled-to-zero API wakes (KEDA activation); at or below it the API stays at zero."""
+    window: Duration = "60s"
+    """Period request metrics are averaged over before scaling on them (Cortex: 60s)."""
+    upscale_tolerance: float | None = Field(None, ge=0, lt=1)
+    """Ignore a scale-up unless load exceeds target by more than this fraction (Cortex: 0.05). Unset: the cluster's 0.1. Needs a ``cpu``/``memory`` metric on Kubernetes 1.35+."""
+    downscale_tolerance: float | None = Field(None, ge=0, lt=1)
+    """Ignore a scale-down unless load is below target by more than this fraction (Cortex: 0.05). Unset: the cluster's 0.1. Needs a ``cpu``/``memory`` metric on Kubernetes 1.35+."""
     upscale_stabilization_period: Duration = "1m"
     """Scale up only to the lowest recommendation of this trailing period (Cortex: 1m)."""
     downscale_stabilization_period: Duration = "5m"
@@ -364,7 +452,15 @@ class ApiConfig(_Model):
     writable_paths: list[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$")]] = ["/tmp"]
     """Directories that get a writable emptyDir (scratch space, caches: point e.g. ``HF_HOME`` at one)."""
     max_concurrency: int = Field(1, ge=1, le=10000)
-    """Requests one replica serves at once (Cortex: 1); given to the server as ``MODELPLANE_MAX_CONCURRENCY``."""
+    """Requests one replica serves at once (Cortex: 1): the proxy passes no more than this to the server, which also gets it as ``MODELPLANE_MAX_CONCURRENCY``."""
+    max_queue_length: int = Field(100, ge=0, le=100000)
+    """Requests the proxy holds per replica while the server is busy (Cortex: 100); more are answered 503. Needs the proxy."""
+    proxy: ProxyConfig = ProxyConfig()
+    """The request proxy (Envoy sidecar)."""
+    metrics_path: str | None = Field(None, pattern=r"^/[^\s]*$")
+    """Path on ``port`` where the server serves its own Prometheus metrics (e.g. ``/metrics`` for vLLM or Triton), so ``custom`` queries can use them. Unset: not scraped."""
+    queue: QueueConfig | None = None
+    """An SQS queue the API consumes; its URL reaches the server as ``MODELPLANE_QUEUE_URL``."""
     autoscaling: AutoscalingConfig = AutoscalingConfig()
     """Autoscaling."""
     update_strategy: UpdateStrategyConfig = UpdateStrategyConfig()
@@ -430,6 +526,16 @@ class EstateConfig:
         """The API's effective ``maxUnavailable``."""
         return effective_update_strategy(self.apis[api])[1]
 
+    @property
+    def needs_keda(self) -> bool:
+        """Some API scales through KEDA."""
+        return any(uses_keda(api) for api in self.apis.values())
+
+    @property
+    def installs_prometheus(self) -> bool:
+        """The cluster gets a kube-prometheus-stack release: an API needs Prometheus and no URL is given."""
+        return self.cluster.prometheus.url is None and any(uses_prometheus(a) for a in self.apis.values())
+
 
 def ami_architecture(ami_type: str) -> str:
     """``arm64`` or ``x86_64``: the CPU architecture an EKS AMI type is built for."""
@@ -459,6 +565,46 @@ def gpus_per_node(group: NodeGroupConfig) -> int:
 def api_gpus(api: ApiConfig) -> int:
     """GPUs one replica of ``api`` requests: its serving container's plus its sidecars'."""
     return api.compute.gpu + sum(sidecar.compute.gpu for sidecar in api.sidecars.values())
+
+
+def scaling_metric(api: ApiConfig) -> str:
+    """The metric an API scales on after defaults: ``inFlight`` behind the proxy, ``cpu`` without it."""
+    if api.autoscaling.metric is not None:
+        return api.autoscaling.metric
+    return "inFlight" if api.proxy.enabled else "cpu"
+
+
+def uses_keda(api: ApiConfig) -> bool:
+    """Whether the API scales through a KEDA ScaledObject (request, queue and custom metrics)."""
+    return scaling_metric(api) in KEDA_METRICS
+
+
+def uses_prometheus(api: ApiConfig) -> bool:
+    """Whether KEDA reads the API's metric from Prometheus."""
+    return scaling_metric(api) in REQUEST_METRICS
+
+
+def scaling_target(api: ApiConfig) -> float:
+    """The per-replica target of the API's metric (the HPA divides the total load by it)."""
+    scaling = api.autoscaling
+    metric = scaling_metric(api)
+    if metric == "inFlight":
+        return scaling.target_in_flight or float(api.max_concurrency)
+    if metric == "rps":
+        assert scaling.target_rps is not None
+        return scaling.target_rps
+    if metric == "queue":
+        return float(scaling.target_queue_length or api.max_concurrency)
+    if metric == "custom":
+        assert scaling.custom is not None
+        return scaling.custom.target
+    return float(scaling.target_utilization)
+
+
+def amp_workspace(url: str | None) -> tuple[str, str] | None:
+    """(region, workspace id) when ``url`` is an Amazon Managed Prometheus workspace, else None."""
+    match = AMP_URL.match(url or "")
+    return (match.group(1), match.group(2)) if match else None
 
 
 def effective_update_strategy(api: ApiConfig) -> tuple[int | str, int | str]:
@@ -563,14 +709,15 @@ def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
                                 "group (cluster.systemNodeGroup); pick another name"))
         issues += _check_node_group(group, (key("nodeGroups"), name))
     for name, api in apis.items():
-        issues += _check_api(name, api, node_groups, group_names, (key("apis"), name))
+        issues += _check_api(name, api, node_groups, group_names, (key("apis"), name), cluster)
     raw_apis = config.get(key("apis"), {})
     for name, entry in (raw_apis.items() if isinstance(raw_apis, dict) else ()):
         if name in RESERVED_NAMESPACES:
             issues.append(Issue((key("apis"), name), f"{name!r} is a namespace Kubernetes owns and each API "
                                 "gets a namespace of its own name; pick another API name"))
         if name not in apis and isinstance(entry, dict):
-            issues += _check_partly_valid_api(name, entry, issues, node_groups, group_names, (key("apis"), name))
+            issues += _check_partly_valid_api(name, entry, issues, node_groups, group_names, (key("apis"), name),
+                                              cluster)
 
     if issues:
         raise ConfigError(source, issues)
@@ -716,6 +863,12 @@ def _check_cluster(cluster: ClusterConfig, path: tuple[str | int, ...],
     if endpoint.public and IPv4Network("0.0.0.0/0") in endpoint.public_access_cidrs:
         warnings.append(f"{'.'.join(map(str, path))}.endpoint: the public API endpoint is open to "
                         "0.0.0.0/0; set publicAccessCidrs to your office/VPN ranges")
+    prometheus = cluster.prometheus
+    if prometheus.url is not None:
+        for knob in ("retention",):
+            if knob in prometheus.model_fields_set:
+                yield Issue(path + ("prometheus", to_camel(knob)), "applies to the Prometheus modelplane installs, "
+                                                                   "not to an external one (url)")
     system = cluster.system_node_group
     if system.min_size > system.max_size:
         yield Issue(path + ("systemNodeGroup", "minSize"),
@@ -756,9 +909,11 @@ def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...]) -> It
 
 
 def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], group_names: list[str],
-               path: tuple[str | int, ...]) -> Iterator[Issue]:
+               path: tuple[str | int, ...], cluster: ClusterConfig | None = None) -> Iterator[Issue]:
     images = [(path + ("image",), api.image)] + [(path + ("sidecars", n, "image"), c.image)
                                                  for n, c in api.sidecars.items()]
+    if api.proxy.enabled:
+        images.append((path + ("proxy", "image"), api.proxy.image))
     for where, image in images:
         last = image.rsplit("/", 1)[-1]
         if "@" not in last and (":" not in last or last.endswith(":latest")):
@@ -767,6 +922,11 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     if MAIN_CONTAINER in api.sidecars:
         yield Issue(path + ("sidecars", MAIN_CONTAINER), f"{MAIN_CONTAINER!r} is the serving container's name; "
                                                          "pick another sidecar name")
+    if api.proxy.enabled and PROXY_CONTAINER in api.sidecars:
+        yield Issue(path + ("sidecars", PROXY_CONTAINER), f"{PROXY_CONTAINER!r} is the request proxy's name; "
+                                                          "pick another sidecar name")
+    yield from _check_proxy(api, path)
+    yield from _check_autoscaling(api, path, cluster)
     envs = [(path + ("env",), api.env)] + [(path + ("sidecars", n, "env"), c.env) for n, c in api.sidecars.items()]
     for where, env in envs:
         for key_name in env:
@@ -779,10 +939,10 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     for knob in ("upscale_stabilization_period", "downscale_stabilization_period"):
         if duration_seconds(getattr(scaling, knob)) > 3600:
             yield Issue(path + ("autoscaling", to_camel(knob)), "must be at most 1h (the Kubernetes limit)")
-    if scaling.metric == "cpu" and _millicores(api.compute.cpu) == 0:
+    if scaling_metric(api) == "cpu" and _millicores(api.compute.cpu) == 0:
         yield Issue(path + ("compute", "cpu"), "metric cpu scales on a percent of the CPU request, which is 0; "
                                                "request some CPU (e.g. 200m)")
-    if scaling.metric == "memory" and api.compute.mem is None:
+    if scaling_metric(api) == "memory" and api.compute.mem is None:
         yield Issue(path + ("autoscaling", "metric"), "metric memory scales on a percent of the memory "
                                                       "request; set compute.mem")
     surge, unavailable = effective_update_strategy(api)
@@ -840,17 +1000,89 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
                    key=lambda t: (t.vcpus, t.memory_gib))
     if smallest is not None:
         containers = [api.compute, *(c.compute for c in api.sidecars.values())]
-        with_sidecars = " (with its sidecars)" if api.sidecars else ""
+        if api.proxy.enabled:
+            containers.append(ContainerComputeConfig(cpu=api.proxy.cpu, mem=api.proxy.mem))
+        extras = [*(["its sidecars"] if api.sidecars else []), *(["the proxy"] if api.proxy.enabled else [])]
+        with_sidecars = f" (with {' and '.join(extras)})" if extras else ""
         cpu = sum(_millicores(c.cpu) for c in containers)
         if cpu > smallest.vcpus * 1000:
-            shown = api.compute.cpu if not api.sidecars else f"{cpu:g}m"
+            shown = api.compute.cpu if not with_sidecars else f"{cpu:g}m"
             yield Issue(path + ("compute", "cpu"), f"{shown} CPU{with_sidecars} does not fit on a "
                                                    f"{smallest.name} ({smallest.vcpus} vCPU)")
         mem = sum(_gib(c.mem) for c in containers if c.mem is not None)
         if mem > smallest.memory_gib:
-            shown = api.compute.mem if not api.sidecars else f"{mem:g}Gi"
+            shown = api.compute.mem if not with_sidecars else f"{mem:g}Gi"
             yield Issue(path + ("compute", "mem"), f"{shown}{with_sidecars} does not fit on a {smallest.name} "
                                                    f"({smallest.memory_gib:g} GiB)")
+
+
+def _check_proxy(api: ApiConfig, path: tuple[str | int, ...]) -> Iterator[Issue]:
+    if not api.proxy.enabled:
+        if "max_queue_length" in api.model_fields_set:
+            yield Issue(path + ("maxQueueLength",), "only the proxy enforces a queue length; remove it or "
+                                                    "turn the proxy on (proxy.enabled: true)")
+        return
+    if api.port in (PROXY_PORT, PROXY_METRICS_PORT, PROXY_ADMIN_PORT):
+        yield Issue(path + ("port",), f"{api.port} is taken by the proxy in the same pod (it uses {PROXY_PORT}, "
+                                      f"{PROXY_METRICS_PORT} and {PROXY_ADMIN_PORT}); pick another port")
+
+
+_METRIC_TARGETS = {
+    "target_in_flight": ("inFlight",),
+    "target_rps": ("rps",),
+    "target_queue_length": ("queue",),
+    "target_utilization": ("cpu", "memory"),
+    "custom": ("custom",),
+}
+
+
+def _check_autoscaling(api: ApiConfig, path: tuple[str | int, ...],
+                       cluster: ClusterConfig | None) -> Iterator[Issue]:
+    scaling = api.autoscaling
+    at = path + ("autoscaling",)
+    metric = scaling_metric(api)
+    for knob, metrics in _METRIC_TARGETS.items():
+        if knob in scaling.model_fields_set and metric not in metrics:
+            yield Issue(at + (to_camel(knob),), f"applies to metric {' or '.join(metrics)}, but this API "
+                                                f"scales on {metric}; remove it or change the metric")
+    if metric in ("inFlight", "rps") and not api.proxy.enabled:
+        yield Issue(at + ("metric",), f"{metric} is measured by the proxy, which is off for this API; turn it on "
+                                      "or scale on `custom` with a query of your server's own metric")
+    if metric == "rps" and scaling.target_rps is None:
+        yield Issue(at + ("targetRps",), "is required with metric rps: the requests per second one replica "
+                                         "should serve")
+    if metric == "custom" and scaling.custom is None:
+        yield Issue(at + ("custom",), "is required with metric custom (keys: query, target)")
+    if metric == "queue" and api.queue is None:
+        yield Issue(at + ("metric",), "metric queue scales on the API's SQS queue; declare `queue:` "
+                                      "(an empty mapping creates one)")
+    if scaling.min_replicas == 0 and metric not in ("queue", "custom"):
+        why = ("the proxy in each replica counts requests, so with no replica nothing counts the first one "
+               "and the API never wakes" if metric in ("inFlight", "rps") else
+               f"the HPA needs a running replica to measure {metric} on")
+        yield Issue(at + ("minReplicas",), f"0 needs a metric measured outside the pods (queue or custom): {why}")
+    if "activation_threshold" in scaling.model_fields_set and metric not in KEDA_METRICS:
+        yield Issue(at + ("activationThreshold",), f"applies to KEDA metrics ({', '.join(KEDA_METRICS)}), "
+                                                   f"not {metric}")
+    window = duration_seconds(scaling.window)
+    if not 2 * SCRAPE_INTERVAL_SECONDS <= window <= 3600:
+        yield Issue(at + ("window",), f"must be between {2 * SCRAPE_INTERVAL_SECONDS}s (two Prometheus scrapes) "
+                                      f"and 1h, got {scaling.window}")
+    version = cluster.kubernetes_version if cluster is not None else None
+    for knob in ("upscale_tolerance", "downscale_tolerance"):
+        if getattr(scaling, knob) is None:
+            continue
+        if metric in KEDA_METRICS:
+            yield Issue(at + (to_camel(knob),), "KEDA's ScaledObject has no tolerance field, so its HPA uses the "
+                                                "cluster's 0.1; remove it (or scale on cpu/memory)")
+        elif version is not None and tuple(map(int, version.split("."))) < (1, 35):
+            yield Issue(at + (to_camel(knob),), f"HPA tolerance is an alpha feature before Kubernetes 1.35 and EKS "
+                                                f"does not enable alpha features; this cluster runs {version}. "
+                                                "Remove it or set cluster.kubernetesVersion to 1.35")
+    if api.queue is not None and api.queue.url is not None \
+            and "visibility_timeout_seconds" in api.queue.model_fields_set:
+        yield Issue(path + ("queue", "visibilityTimeoutSeconds"), "applies to a queue modelplane creates; set the "
+                                                                   "visibility timeout on the existing queue")
 
 
 def surge_replicas(api: ApiConfig, replicas: int) -> int:
@@ -912,7 +1144,7 @@ def gpu_headroom_warnings(groups: dict[str, NodeGroupConfig], apis: dict[str, Ap
 
 def _check_partly_valid_api(name: str, entry: dict[str, Any], found: list[Issue],
                             groups: dict[str, NodeGroupConfig], group_names: list[str],
-                            path: tuple[str | int, ...]) -> list[Issue]:
+                            path: tuple[str | int, ...], cluster: ClusterConfig | None = None) -> list[Issue]:
     """The cross-field rules of an API with type errors, on the keys that are valid, so one run shows all."""
     bad = {issue.path[len(path)] for issue in found if issue.path[:len(path)] == path and len(issue.path) > len(path)}
     try:
@@ -923,7 +1155,7 @@ def _check_partly_valid_api(name: str, entry: dict[str, Any], found: list[Issue]
         if "nodeGroup" not in bad and isinstance(group, str) and group not in group_names:
             return [_unknown_group(group, group_names, path)]
         return []
-    return [issue for issue in _check_api(name, partial, groups, group_names, path)
+    return [issue for issue in _check_api(name, partial, groups, group_names, path, cluster)
             if len(issue.path) <= len(path) or issue.path[len(path)] not in bad]
 
 

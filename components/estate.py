@@ -51,7 +51,8 @@ class Estate(pulumi.ComponentResource):
         needs_device_plugin = any(g.gpu and ami_type(g).startswith("AL2023") for g in config.node_groups.values())
         self.cluster = ServingCluster(
             config.cluster.name,
-            ServingClusterArgs(spec=config.cluster, region=config.region, nvidia_device_plugin=needs_device_plugin),
+            ServingClusterArgs(spec=config.cluster, region=config.region, nvidia_device_plugin=needs_device_plugin,
+                               keda=config.needs_keda, prometheus=config.installs_prometheus),
             opts=child,
         )
         tags = {**config.cluster.tags, "modelplane.io/cluster": config.cluster.name}
@@ -72,9 +73,16 @@ class Estate(pulumi.ComponentResource):
                 ModelApiArgs(spec=spec, placement=group.placement,
                              labels={"app.kubernetes.io/part-of": config.cluster.name},
                              oidc_provider_arn=self.cluster.oidc_provider_arn,
-                             oidc_provider_url=self.cluster.oidc_provider_url, tags=tags),
+                             oidc_provider_url=self.cluster.oidc_provider_url, tags=tags,
+                             region=config.region, cluster_name=config.cluster.name,
+                             prometheus_url=self.cluster.prometheus_url,
+                             pod_monitor=config.installs_prometheus,
+                             keda_role_name=self.cluster.keda_role.name if self.cluster.keda_role else None,
+                             kubernetes_version=config.cluster.kubernetes_version),
+                # The KEDA and Prometheus Operator releases bring the CRDs the API's objects use.
                 opts=pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider],
-                                            depends_on=[group.managed_node_group]),
+                                            depends_on=[group.managed_node_group,
+                                                        *self.cluster.autoscaling_addons]),
             )
         self.cluster_name = self.cluster.cluster_name
         self.kubeconfig = self.cluster.kubeconfig

@@ -8,13 +8,18 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-__all__ = ["s3_read_policy", "service_account_role"]
+__all__ = ["s3_read_policy", "service_account_role", "sqs_consume_policy", "sqs_depth_policy",
+           "sqs_queue_arn"]
 
 
 def service_account_role(name: str, namespace: str, service_account: str,
                          oidc_provider_arn: pulumi.Input[str], oidc_provider_url: pulumi.Input[str],
-                         tags: dict[str, str], parent: pulumi.Resource) -> aws.iam.Role:
-    """An IAM role only ``namespace/service_account`` of this cluster can assume (IRSA)."""
+                         tags: dict[str, str], parent: pulumi.Resource,
+                         aliases: list[pulumi.Alias] | None = None) -> aws.iam.Role:
+    """An IAM role only ``namespace/service_account`` of this cluster can assume (IRSA).
+
+    ``aliases`` keep the role's identity when its Pulumi name changes (no replacement).
+    """
     def trust(values: list[str]) -> str:
         arn, url = values
         issuer = url.removeprefix("https://")
@@ -32,7 +37,7 @@ def service_account_role(name: str, namespace: str, service_account: str,
         })
 
     return aws.iam.Role(name, assume_role_policy=pulumi.Output.all(oidc_provider_arn, oidc_provider_url).apply(trust),
-                        tags=tags, opts=pulumi.ResourceOptions(parent=parent))
+                        tags=tags, opts=pulumi.ResourceOptions(parent=parent, aliases=aliases))
 
 
 def s3_read_policy(uri: str) -> str:
@@ -49,4 +54,31 @@ def s3_read_policy(uri: str) -> str:
             {"Effect": "Allow", "Action": "s3:GetObject", "Resource": objects},
             listing,
         ],
+    })
+
+
+def sqs_queue_arn(url: str) -> str:
+    """The ARN of the queue at ``https://sqs.<region>.amazonaws.com/<account>/<name>``."""
+    region, account, name = url.removeprefix("https://sqs.").replace(".amazonaws.com/", "/").split("/")
+    return f"arn:aws:sqs:{region}:{account}:{name}"
+
+
+def sqs_consume_policy(queue_arn: str) -> str:
+    """IAM policy JSON allowing a worker to receive, extend and delete messages of one queue."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                       "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            "Resource": queue_arn,
+        }],
+    })
+
+
+def sqs_depth_policy(queue_arn: str) -> str:
+    """IAM policy JSON allowing KEDA to read one queue's depth, and nothing else."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "sqs:GetQueueAttributes", "Resource": queue_arn}],
     })

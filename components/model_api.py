@@ -2,7 +2,10 @@
 
 Children: a Namespace (Pod Security "restricted" enforced), a ServiceAccount,
 the Deployment (the primary child, named after the API), a ClusterIP Service,
-a PodDisruptionBudget and an :class:`AutoscalingPolicy`. Names and selectors
+a PodDisruptionBudget and an :class:`AutoscalingPolicy`; with the request
+proxy on (the default) its content-named Envoy ConfigMap and, when the
+cluster runs Prometheus, a PodMonitor; an IAM role when the API reads S3 or
+consumes SQS; the SQS queue when modelplane creates it. Names and selectors
 derive only from the API's name, never from its image, env or replica counts,
 so every such change is an in-place rolling update in the Pulumi diff.
 """
@@ -18,19 +21,27 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs
+from . import proxy
+from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, MetricSource
 from .config import (
     CONFIG_DIR,
     MAIN_CONTAINER,
+    PROXY_METRICS_PORT,
+    SCRAPE_INTERVAL_SECONDS,
     SHM_DIR,
     SOCKET_DIR,
+    SQS_URL,
     ApiConfig,
     ContainerComputeConfig,
     ProbeConfig,
     StartupProbeConfig,
+    amp_workspace,
     effective_update_strategy,
+    scaling_metric,
+    scaling_target,
+    uses_keda,
 )
-from .irsa import s3_read_policy, service_account_role
+from .irsa import s3_read_policy, service_account_role, sqs_consume_policy, sqs_depth_policy, sqs_queue_arn
 from .placement import GPU_RESOURCE, Placement
 
 __all__ = ["API_LABEL", "ModelApi", "ModelApiArgs", "SERVICE_PORT"]
@@ -73,7 +84,19 @@ class ModelApiArgs:
     oidc_provider_url: pulumi.Input[str] | None = None
     """The cluster's OIDC issuer URL; needed with ``oidc_provider_arn``."""
     tags: dict[str, str] = field(default_factory=dict)
-    """AWS tags for the API's IAM role."""
+    """AWS tags for the API's IAM role and queue."""
+    region: str | None = None
+    """AWS region of the estate; needed for a queue modelplane creates."""
+    cluster_name: str | None = None
+    """EKS cluster name; a created queue is named ``<cluster>-<api>``."""
+    prometheus_url: str | None = None
+    """Prometheus KEDA queries for request metrics; needed when the API scales on one."""
+    pod_monitor: bool = False
+    """Render a PodMonitor for the proxy's metrics (the cluster runs the Prometheus Operator)."""
+    keda_role_name: pulumi.Input[str] | None = None
+    """Name of the KEDA operator's IAM role; a queue API grants it read access to the queue depth."""
+    kubernetes_version: str | None = None
+    """The cluster's Kubernetes minor version."""
 
 
 class ModelApi(pulumi.ComponentResource):
@@ -103,9 +126,10 @@ class ModelApi(pulumi.ComponentResource):
         # Plain strings, not the Namespace's outputs: the names are known, and depends_on orders creation.
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         metadata = {"name": name, "namespace": namespace_name, "labels": labels}
+        queue_url, queue_arn = self._queue(name, args) if spec.queue is not None else (None, None)
         annotations = {}
-        if spec.model_uri is not None:
-            annotations["eks.amazonaws.com/role-arn"] = _model_reader(name, namespace_name, args, self).arn
+        if spec.model_uri is not None or queue_arn is not None:
+            annotations["eks.amazonaws.com/role-arn"] = _api_role(name, namespace_name, args, queue_arn, self).arn
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata={**metadata, **({"annotations": annotations} if annotations else {})},
             automount_service_account_token=False, opts=in_namespace)
@@ -121,11 +145,20 @@ class ModelApi(pulumi.ComponentResource):
                 immutable=True,
                 opts=in_namespace,
             ))
+        if spec.proxy.enabled:
+            config_resources.append(k8s.core.v1.ConfigMap(
+                f"{name}-proxy",
+                # Content-named and immutable like the model config: a new limit rolls the replicas.
+                metadata={**metadata, "name": proxy.config_map_name(name, spec)},
+                data={proxy.CONFIG_FILE: proxy.config_text(spec)},
+                immutable=True,
+                opts=in_namespace,
+            ))
         timeout = rollout_timeout(spec)
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
-            spec=deployment_spec(name, spec, args.placement, selector, labels, name),
+            spec=deployment_spec(name, spec, args.placement, selector, labels, name, queue_url),
             # Replicas need the node group (and its device plugin) to exist: opts.depends_on is not
             # inherited by children, so the Deployment takes it explicitly. A new config ConfigMap
             # must exist before the pod template that mounts it rolls out.
@@ -137,9 +170,25 @@ class ModelApi(pulumi.ComponentResource):
             f"{name}-svc",
             metadata=metadata,
             spec={"type": "ClusterIP", "selector": selector,
-                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]},
+                  # Through the proxy when it runs (its limits apply to every request), else to the server.
+                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": service_target_port(spec),
+                             "protocol": "TCP"}]},
             opts=in_namespace,
         )
+        endpoints = scrape_endpoints(spec)
+        if endpoints and args.pod_monitor:
+            k8s.apiextensions.CustomResource(
+                f"{name}-metrics",
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata=metadata,
+                spec={
+                    "selector": {"matchLabels": selector},
+                    "podMetricsEndpoints": [{"port": port, "path": path, "interval": f"{SCRAPE_INTERVAL_SECONDS}s"}
+                                            for port, path in endpoints],
+                },
+                opts=in_namespace,
+            )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=metadata,
@@ -155,7 +204,8 @@ class ModelApi(pulumi.ComponentResource):
         AutoscalingPolicy(
             f"{name}-autoscaling",
             AutoscalingPolicyArgs(target=name, namespace=namespace_name, spec=spec.autoscaling,
-                                  labels=labels),
+                                  labels=labels, source=metric_source(name, namespace_name, args, queue_url),
+                                  kubernetes_version=args.kubernetes_version),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
         self.namespace = pulumi.Output.from_input(namespace_name)
@@ -163,17 +213,91 @@ class ModelApi(pulumi.ComponentResource):
         self.register_outputs({"url": self.url, "namespace": self.namespace})
 
 
-def _model_reader(name: str, namespace: str, args: ModelApiArgs, parent: pulumi.Resource) -> aws.iam.Role:
-    """The IAM role the API's service account assumes to read its model, and nothing else, from S3."""
+    def _queue(self, name: str, args: ModelApiArgs) -> tuple[pulumi.Input[str], pulumi.Input[str]]:
+        """(URL, ARN) of the API's SQS queue, creating it unless the stack names an existing one."""
+        spec = args.spec
+        assert spec.queue is not None
+        if spec.queue.url is not None:
+            url: pulumi.Input[str] = spec.queue.url
+            arn: pulumi.Input[str] = sqs_queue_arn(spec.queue.url)
+        else:
+            if args.cluster_name is None:
+                raise ValueError(f"ModelApi {name!r} creates its queue and needs cluster_name in its args")
+            queue = aws.sqs.Queue(
+                f"{name}-queue",
+                name=f"{args.cluster_name}-{name}",
+                sqs_managed_sse_enabled=True,
+                visibility_timeout_seconds=spec.queue.visibility_timeout_seconds,
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            url, arn = queue.url, queue.arn
+        if args.keda_role_name is not None and scaling_metric(spec) == "queue":
+            aws.iam.RolePolicy(f"{name}-queue-depth", role=args.keda_role_name,
+                               policy=pulumi.Output.from_input(arn).apply(sqs_depth_policy),
+                               opts=pulumi.ResourceOptions(parent=self))
+        return url, arn
+
+
+def _api_role(name: str, namespace: str, args: ModelApiArgs, queue_arn: pulumi.Input[str] | None,
+              parent: pulumi.Resource) -> aws.iam.Role:
+    """The IAM role of the API's service account: read its model prefix in S3, consume its queue; nothing else."""
     if args.oidc_provider_arn is None or args.oidc_provider_url is None:
-        raise ValueError(f"ModelApi {name!r} reads its model from S3 (modelUri) and needs the cluster's "
-                         "oidc_provider_arn and oidc_provider_url in its args")
-    assert args.spec.model_uri is not None
-    role = service_account_role(f"{name}-model-reader", namespace, name, args.oidc_provider_arn,
-                                args.oidc_provider_url, args.tags, parent)
-    aws.iam.RolePolicy(f"{name}-model-reader", role=role.name, policy=s3_read_policy(args.spec.model_uri),
-                       opts=pulumi.ResourceOptions(parent=parent))
+        raise ValueError(f"ModelApi {name!r} reads S3 (modelUri) or consumes SQS (queue) and needs the "
+                         "cluster's oidc_provider_arn and oidc_provider_url in its args")
+    # The role was named "<api>-model-reader" when it could only read S3: the alias keeps it (no replacement).
+    role = service_account_role(f"{name}-api", namespace, name, args.oidc_provider_arn, args.oidc_provider_url,
+                                args.tags, parent, aliases=[pulumi.Alias(name=f"{name}-model-reader")])
+    if args.spec.model_uri is not None:
+        aws.iam.RolePolicy(f"{name}-model-reader", role=role.name, policy=s3_read_policy(args.spec.model_uri),
+                           opts=pulumi.ResourceOptions(parent=parent))
+    if queue_arn is not None:
+        aws.iam.RolePolicy(f"{name}-queue-consumer", role=role.name,
+                           policy=pulumi.Output.from_input(queue_arn).apply(sqs_consume_policy),
+                           opts=pulumi.ResourceOptions(parent=parent))
     return role
+
+
+def metric_source(name: str, namespace: str, args: ModelApiArgs,
+                  queue_url: pulumi.Input[str] | None) -> MetricSource | None:
+    """What KEDA scales the API on, or None for a plain HPA (cpu, memory)."""
+    spec = args.spec
+    if not uses_keda(spec):
+        return None
+    metric = scaling_metric(spec)
+    threshold = scaling_target(spec)
+    if metric == "queue":
+        assert spec.queue is not None and queue_url is not None
+        region = SQS_URL.match(spec.queue.url).group(1) if spec.queue.url else args.region  # type: ignore[union-attr]
+        if region is None:
+            raise ValueError(f"ModelApi {name!r} creates its queue and needs region in its args")
+        return MetricSource(metric, threshold, queue_url=queue_url, queue_region=region)
+    if args.prometheus_url is None:
+        raise ValueError(f"ModelApi {name!r} scales on {metric} and needs prometheus_url in its args")
+    window = spec.autoscaling.window
+    if metric == "inFlight":
+        query = proxy.in_flight_query(namespace, window)
+    elif metric == "rps":
+        query = proxy.rps_query(namespace, window)
+    else:
+        assert spec.autoscaling.custom is not None
+        query = spec.autoscaling.custom.query
+    amp = amp_workspace(args.prometheus_url)
+    return MetricSource(metric, threshold, query=query, prometheus_url=args.prometheus_url,
+                        prometheus_region=amp[0] if amp else None)
+
+
+def scrape_endpoints(spec: ApiConfig) -> list[tuple[str, str]]:
+    """(container port name, path) of every Prometheus endpoint in a replica: the proxy's and the server's."""
+    endpoints = [("metrics", "/stats/prometheus")] if spec.proxy.enabled else []
+    if spec.metrics_path is not None:
+        endpoints.append(("http", spec.metrics_path))
+    return endpoints
+
+
+def service_target_port(spec: ApiConfig) -> str:
+    """The container port the Service sends requests to: the proxy's when it runs, else the server's."""
+    return "proxy" if spec.proxy.enabled else "http"
 
 
 def service_url(name: str, namespace: str) -> str:
@@ -189,10 +313,23 @@ def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
 
 
 def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: dict[str, str],
-                    labels: dict[str, str], service_account: pulumi.Input[str]) -> dict[str, Any]:
+                    labels: dict[str, str], service_account: pulumi.Input[str],
+                    queue_url: pulumi.Input[str] | None = None) -> dict[str, Any]:
     """The Deployment ``spec`` of an API (no ``replicas``: the autoscaler owns that field)."""
     max_surge, max_unavailable = effective_update_strategy(spec)
     mounts, volumes = writable_volumes(name, spec)
+    proxy_mounts: list[dict[str, Any]] = []
+    if spec.proxy.enabled:
+        volumes.append({"name": "proxy-config", "configMap": {"name": proxy.config_map_name(name, spec)}})
+        proxy_mounts.append({"name": "proxy-config", "mountPath": proxy.CONFIG_DIR, "readOnly": True})
+    # An external Prometheus finds the metrics by the conventional annotations (which name one endpoint:
+    # the proxy's when it runs, else the server's own).
+    endpoints = scrape_endpoints(spec)
+    scrape = {}
+    if endpoints:
+        port = PROXY_METRICS_PORT if endpoints[0][0] == "metrics" else spec.port
+        scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
+                  "prometheus.io/path": endpoints[0][1]}
     return {
         "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 10,
@@ -201,7 +338,7 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
         "strategy": {"type": "RollingUpdate",
                      "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": max_unavailable}},
         "template": {
-            "metadata": {"labels": labels},
+            "metadata": {"labels": labels, **({"annotations": scrape} if scrape else {})},
             "spec": {
                 "serviceAccountName": service_account,
                 "automountServiceAccountToken": False,
@@ -218,7 +355,9 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                     "matchLabelKeys": ["pod-template-hash"],
                 }],
                 "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-                "containers": [serving_container(name, spec, mounts),
+                # The proxy is a native sidecar: it starts first and stops after the server has drained.
+                **({"initContainers": [proxy.proxy_container(spec, proxy_mounts)]} if spec.proxy.enabled else {}),
+                "containers": [serving_container(name, spec, mounts, queue_url),
                                *(sidecar_container(name, spec, sidecar_name, mounts)
                                  for sidecar_name in spec.sidecars)],
                 **({"volumes": volumes} if volumes else {}),
@@ -232,7 +371,8 @@ def _security_context(spec: ApiConfig) -> dict[str, Any]:
             "readOnlyRootFilesystem": spec.read_only_root_filesystem}
 
 
-def serving_container(name: str, spec: ApiConfig, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+def serving_container(name: str, spec: ApiConfig, mounts: list[dict[str, Any]],
+                      queue_url: pulumi.Input[str] | None = None) -> dict[str, Any]:
     """The container that receives the API's traffic and answers its probes."""
     return {
         "name": MAIN_CONTAINER,
@@ -240,7 +380,7 @@ def serving_container(name: str, spec: ApiConfig, mounts: list[dict[str, Any]]) 
         **({"command": list(spec.command)} if spec.command is not None else {}),
         **({"args": list(spec.args)} if spec.args is not None else {}),
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
-        "env": container_env(name, spec),
+        "env": container_env(name, spec, queue_url),
         "resources": resources(spec.compute),
         # Endpoint removal and SIGTERM race: keep serving while the Service and load
         # balancers stop sending new requests (a kubelet sleep, no binary in the image).
@@ -315,7 +455,8 @@ def writable_volumes(name: str, spec: ApiConfig) -> tuple[list[dict[str, Any]], 
     return mounts, volumes
 
 
-def container_env(name: str, spec: ApiConfig) -> list[dict[str, str]]:
+def container_env(name: str, spec: ApiConfig,
+                  queue_url: pulumi.Input[str] | None = None) -> list[dict[str, Any]]:
     """The user's env, then what modelplane tells every model server."""
     return [{"name": key, "value": value} for key, value in spec.env.items()] + [
         {"name": "MODELPLANE_API_NAME", "value": name},
@@ -324,6 +465,7 @@ def container_env(name: str, spec: ApiConfig) -> list[dict[str, str]]:
         *([{"name": "MODELPLANE_MODEL_URI", "value": spec.model_uri}] if spec.model_uri else []),
         *([{"name": "MODELPLANE_CONFIG_DIR", "value": CONFIG_DIR}] if spec.config_files else []),
         *([{"name": "MODELPLANE_SOCKET_DIR", "value": SOCKET_DIR}] if spec.sidecars else []),
+        *([{"name": "MODELPLANE_QUEUE_URL", "value": queue_url}] if queue_url is not None else []),
     ]
 
 

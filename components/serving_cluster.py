@@ -5,7 +5,9 @@ envelope encryption, the node IAM role, the ``pulumi_eks.Cluster`` (no default
 node group, OIDC provider for IRSA, control-plane logs), a small on-demand
 system node group, the Kubernetes provider every in-cluster resource uses, the
 cluster autoscaler (so node groups scale, from zero too) and, when GPU groups
-need it, the NVIDIA device plugin.
+need it, the NVIDIA device plugin. When model APIs need them: KEDA (with an
+IAM role for SQS depth and Amazon Managed Prometheus queries) and a
+kube-prometheus-stack Prometheus that scrapes the request proxies.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from .config import ClusterConfig, NodeGroupConfig
+from .config import KUBERNETES_VERSIONS, SCRAPE_INTERVAL_SECONDS, ClusterConfig, NodeGroupConfig, amp_workspace
 from .network import build_network
 from .node_group import NodeGroup, NodeGroupArgs
 from .irsa import service_account_role
 from .placement import NODE_GROUP_LABEL
 
-__all__ = ["ServingCluster", "ServingClusterArgs", "CHARTS", "SYSTEM_GROUP"]
+__all__ = ["ServingCluster", "ServingClusterArgs", "CHARTS", "KEDA_VERSIONS", "PROMETHEUS_URL", "SYSTEM_GROUP"]
 
 SYSTEM_GROUP = "system"
 """Node-group label value of the system node group; add-ons are pinned to it."""
@@ -33,8 +35,21 @@ SYSTEM_GROUP = "system"
 CHARTS = {
     "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "9.43.1"),
     "nvidia-device-plugin": ("https://nvidia.github.io/k8s-device-plugin", "0.17.1"),
+    "keda": ("https://kedacore.github.io/charts", "2.20.2"),
+    "kube-prometheus-stack": ("https://prometheus-community.github.io/helm-charts", "88.5.3"),
 }
 """Helm charts the cluster installs: name -> (repository, pinned chart version)."""
+
+KEDA_VERSIONS = {"1.31": "2.18.2", "1.32": "2.19.0", "1.33": "2.20.2", "1.34": "2.20.2", "1.35": "2.20.2"}
+"""KEDA chart per Kubernetes minor: the newest release KEDA tests against that version."""
+assert set(KEDA_VERSIONS) == set(KUBERNETES_VERSIONS)
+
+MONITORING_NAMESPACE = "monitoring"
+_PROMETHEUS_NAME = "kube-prometheus"
+PROMETHEUS_URL = f"http://{_PROMETHEUS_NAME}-prometheus.{MONITORING_NAMESPACE}.svc:9090"
+"""In-cluster address of the Prometheus the cluster installs (the chart's ``fullnameOverride`` fixes it)."""
+
+_KEDA_SA = ("keda", "keda-operator")
 
 _NODE_POLICIES = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -58,6 +73,10 @@ class ServingClusterArgs:
     """Install the NVIDIA device plugin (AL2023 NVIDIA AMIs need it; Bottlerocket ships it). Default: off."""
     cluster_autoscaler: bool = True
     """Install the cluster autoscaler, which scales node groups (from zero too). Default: on."""
+    keda: bool = False
+    """Install KEDA, which scales APIs on requests, queues and custom metrics, and to zero. Default: off."""
+    prometheus: bool = False
+    """Install kube-prometheus-stack (Prometheus Operator and a Prometheus that scrapes every PodMonitor)."""
 
 
 class ServingCluster(pulumi.ComponentResource):
@@ -79,6 +98,12 @@ class ServingCluster(pulumi.ComponentResource):
     """ARN of the cluster's IAM OIDC provider, for service-account roles."""
     oidc_provider_url: pulumi.Output[str]
     """Issuer URL of the cluster's OIDC provider."""
+    keda_role: aws.iam.Role | None
+    """The KEDA operator's IAM role (None without KEDA); APIs attach the queue permissions they need."""
+    prometheus_url: str | None
+    """Prometheus address for KEDA: the installed one, the configured ``prometheus.url``, or None."""
+    autoscaling_addons: list[pulumi.Resource]
+    """Releases whose CRDs model APIs use (KEDA, Prometheus Operator): APIs wait for them."""
 
     def __init__(self, name: str, args: ServingClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:ServingCluster", name, None, opts)
@@ -138,6 +163,15 @@ class ServingCluster(pulumi.ComponentResource):
                                 tags, add_on)
         if args.nvidia_device_plugin:
             _nvidia_device_plugin(name, add_on)
+        self.keda_role = None
+        self.autoscaling_addons = []
+        if args.keda:
+            self.keda_role, keda = _keda(name, spec, self.oidc_provider_arn, self.oidc_provider_url, tags, add_on)
+            self.autoscaling_addons.append(keda)
+        self.prometheus_url = spec.prometheus.url
+        if args.prometheus:
+            self.autoscaling_addons.append(_prometheus(name, spec, add_on))
+            self.prometheus_url = PROMETHEUS_URL
 
         self.register_outputs({
             "private_subnet_ids": self.private_subnet_ids,
@@ -220,15 +254,72 @@ def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: p
     )
 
 
+def _keda(name: str, spec: ClusterConfig, oidc_arn: pulumi.Input[str], oidc_url: pulumi.Input[str],
+          tags: dict[str, str], opts: pulumi.ResourceOptions) -> tuple[aws.iam.Role, k8s.helm.v3.Release]:
+    namespace, account = _KEDA_SA
+    role = service_account_role(f"{name}-keda", namespace, account, oidc_arn, oidc_url, tags,
+                                parent=opts.parent)  # type: ignore[arg-type]
+    workspace = amp_workspace(spec.prometheus.url)
+    if workspace is not None:
+        region, workspace_id = workspace
+        aws.iam.RolePolicy(
+            f"{name}-keda-amp-query",
+            role=role.name,
+            policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Action": ["aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata"],
+                "Resource": f"arn:aws:aps:{region}:*:workspace/{workspace_id}",
+            }]}),
+            opts=pulumi.ResourceOptions(parent=opts.parent),
+        )
+    # Queue-depth permissions are attached by each queue API, for its own queue only.
+    release = _chart_release(
+        name, "keda", namespace,
+        {
+            "podIdentity": {"aws": {"irsa": {"enabled": True, "roleArn": role.arn}}},
+            "serviceAccount": {"operator": {"name": account}},
+            "nodeSelector": {NODE_GROUP_LABEL: SYSTEM_GROUP},
+        },
+        opts, version=KEDA_VERSIONS[spec.kubernetes_version], create_namespace=True,
+    )
+    return role, release
+
+
+def _prometheus(name: str, spec: ClusterConfig, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    system = {NODE_GROUP_LABEL: SYSTEM_GROUP}
+    return _chart_release(
+        name, "kube-prometheus-stack", MONITORING_NAMESPACE,
+        {
+            "fullnameOverride": _PROMETHEUS_NAME,
+            "grafana": {"enabled": False},
+            "alertmanager": {"enabled": False},
+            "prometheusOperator": {"nodeSelector": system},
+            "kube-state-metrics": {"nodeSelector": system},
+            "prometheus": {"prometheusSpec": {
+                # Scrape every PodMonitor in the cluster, not only those labelled for this release.
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "scrapeInterval": f"{SCRAPE_INTERVAL_SECONDS}s",
+                "retention": spec.prometheus.retention,
+                "nodeSelector": system,
+                "resources": {"requests": {"cpu": "200m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+            }},
+        },
+        opts, create_namespace=True,
+    )
+
+
 def _nvidia_device_plugin(name: str, opts: pulumi.ResourceOptions) -> None:
     # GPU groups may carry user taints besides nvidia.com/gpu; the plugin must run on every GPU node.
     _chart_release(name, "nvidia-device-plugin", "kube-system", {"tolerations": [{"operator": "Exists"}]}, opts)
 
 
 def _chart_release(name: str, chart: str, namespace: str, values: dict[str, Any],
-                   opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
-    """A Helm release of one of :data:`CHARTS`, at its pinned version."""
-    repository, version = CHARTS[chart]
+                   opts: pulumi.ResourceOptions, version: str | None = None,
+                   create_namespace: bool = False) -> k8s.helm.v3.Release:
+    """A Helm release of one of :data:`CHARTS`, at its pinned version (or ``version``)."""
+    repository, pinned = CHARTS[chart]
+    version = version or pinned
     return k8s.helm.v3.Release(
         f"{name}-{chart}",
         # A fixed release name: autonaming appends a suffix to a name that embeds the cluster name
@@ -238,6 +329,7 @@ def _chart_release(name: str, chart: str, namespace: str, values: dict[str, Any]
         version=version,
         repository_opts={"repo": repository},
         namespace=namespace,
+        create_namespace=create_namespace,
         values=values,
         opts=opts,
     )

@@ -19,6 +19,8 @@ import pytest
 from modelplane.config import load_stack_file
 from modelplane.offline import Plan, run_stack
 
+from envoy_check import NO_GO, build_envoy_checker, check_envoy_configs
+
 PROJECT = Path(__file__).resolve().parent.parent
 """The modelplane project (the directory holding Pulumi.yaml), found from this file, not hard-coded."""
 
@@ -170,3 +172,19 @@ def find() -> type[PlanReader]:
     """``find.one(plan, type, name)``, ``find.children(plan, type, name)``, ``find.object(plan, kind, name)``."""
     return PlanReader
 
+
+# ----------------------------------------------------------------------------------- Envoy configs
+
+@pytest.fixture(scope="session")
+def envoy_checker(tmp_path_factory: pytest.TempPathFactory) -> Callable[[dict[str, str]], dict[str, str | None]]:
+    """``envoy_checker({name: bootstrap_yaml})``: name -> ``None`` if Envoy's API accepts it, else the errors.
+
+    Builds tests/envoy_config once per session; skips the test when ``go`` is not installed."""
+    binary = build_envoy_checker(tmp_path_factory)
+    if binary is None:
+        pytest.skip(NO_GO)
+
+    def check(configs: dict[str, str]) -> dict[str, str | None]:
+        return check_envoy_configs(binary, configs)
+
+    return check

@@ -47,13 +47,16 @@ def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> No
     files = sorted((out / "k8s").rglob("*.yaml"))
     objects = [yaml.safe_load(f.read_text()) for f in files]
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
-    for api in ("fraud-score", "recommender", "sentiment", "image-embed", "llm-chat"):
-        for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget",
-                     "HorizontalPodAutoscaler"):
+    scalers = {"fraud-score": "HorizontalPodAutoscaler", "recommender": "HorizontalPodAutoscaler",
+               "sentiment": "ScaledObject", "image-embed": "ScaledObject", "llm-chat": "ScaledObject"}
+    for api, scaler in scalers.items():
+        for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor",
+                     scaler):
             assert (kind, api) in kinds
-    # Five APIs with six objects each, plus the recommender's content-named ConfigMap.
-    assert len(files) == len(kinds) == 31
-    assert sum(1 for kind, _ in kinds if kind == "ConfigMap") == 1
+    # Five APIs with seven objects each, the recommender's content-named config ConfigMap and a
+    # proxy ConfigMap for each of the four APIs behind the proxy (llm-chat runs without).
+    assert len(files) == len(kinds) == 5 * 7 + 1 + 4
+    assert sum(1 for kind, _ in kinds if kind == "ConfigMap") == 5
     deployment = yaml.safe_load((out / "k8s" / "llm-chat" / "deployment-llm-chat.yaml").read_text())
     assert list(deployment)[:3] == ["apiVersion", "kind", "metadata"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]

@@ -31,12 +31,18 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+TRIGGER_AUTH = "kubernetes:keda.sh/v1alpha1:TriggerAuthentication"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 RELEASE = "kubernetes:helm.sh/v3:Release"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 MANAGED_NODE_GROUP = "eks:index:ManagedNodeGroup"
 EKS_CLUSTER = "eks:index:Cluster"
 
-DEV_APIS = ["sentiment", "image-embed"]
+DEV_APIS = ["sentiment", "image-embed", "doc-embed"]
 PROD_GPU_APIS = {"sentiment": "gpu-inference", "image-embed": "gpu-spot", "llm-chat": "gpu-llm"}
 API_LABEL = "modelplane.io/api"
 NODE_GROUP_LABEL = "modelplane.io/node-group"
@@ -45,6 +51,18 @@ GPU_TAINT_EKS = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDUL
 
 
 # ------------------------------------------------------------------------ exact children
+
+DEV_EXTRA_CHILDREN = {
+    # Behind the proxy (content-named Envoy ConfigMap), scraped by the installed Prometheus.
+    "sentiment": {(CONFIG_MAP, "sentiment-proxy"), (POD_MONITOR, "sentiment-metrics")},
+    # Reads its model from S3: an IAM role for its service account.
+    "image-embed": {(CONFIG_MAP, "image-embed-proxy"), (POD_MONITOR, "image-embed-metrics"),
+                    (ROLE, "image-embed-api"), (ROLE_POLICY, "image-embed-model-reader")},
+    # An async worker without proxy: its own SQS queue, a role to consume it, KEDA allowed to read its depth.
+    "doc-embed": {("aws:sqs/queue:Queue", "doc-embed-queue"), (ROLE, "doc-embed-api"),
+                  (ROLE_POLICY, "doc-embed-queue-consumer"), (ROLE_POLICY, "doc-embed-queue-depth")},
+}
+
 
 @pytest.mark.parametrize("api", DEV_APIS)
 def test_model_api_children(dev_plan, find, api: str) -> None:
@@ -55,15 +73,20 @@ def test_model_api_children(dev_plan, find, api: str) -> None:
         (SERVICE, f"{api}-svc"),
         (PDB, f"{api}-pdb"),
         (POLICY, f"{api}-autoscaling"),
-        # Only an API that reads its model from S3 (dev's image-embed) gets an IAM role.
-        *([("aws:iam/role:Role", f"{api}-model-reader"), ("aws:iam/rolePolicy:RolePolicy", f"{api}-model-reader")]
-          if api == "image-embed" else []),
+        *DEV_EXTRA_CHILDREN[api],
     }
+
+
+DEV_POLICY_CHILDREN = {
+    "sentiment": {(HPA, "sentiment-autoscaling")},
+    "image-embed": {(SCALED_OBJECT, "image-embed-autoscaling")},
+    "doc-embed": {(SCALED_OBJECT, "doc-embed-autoscaling"), (TRIGGER_AUTH, "doc-embed-autoscaling-aws-auth")},
+}
 
 
 @pytest.mark.parametrize("api", DEV_APIS)
 def test_autoscaling_policy_children(dev_plan, find, api: str) -> None:
-    assert find.children(dev_plan, POLICY, f"{api}-autoscaling") == {(HPA, f"{api}-autoscaling")}
+    assert find.children(dev_plan, POLICY, f"{api}-autoscaling") == DEV_POLICY_CHILDREN[api]
 
 
 def test_gpu_node_group_children(dev_plan, find) -> None:
@@ -108,6 +131,10 @@ def test_serving_cluster_children(dev_plan, find) -> None:
         ("aws:iam/rolePolicy:RolePolicy", "ml-dev-cluster-autoscaler"),
         (RELEASE, "ml-dev-cluster-autoscaler"),
         (RELEASE, "ml-dev-nvidia-device-plugin"),
+        # dev's APIs scale on in-flight requests and a queue: KEDA with its IAM role, and a Prometheus.
+        (ROLE, "ml-dev-keda"),
+        (RELEASE, "ml-dev-keda"),
+        (RELEASE, "ml-dev-kube-prometheus-stack"),
     }
 
     assert find.children(dev_plan, SERVING_CLUSTER, "ml-dev") == {
@@ -128,6 +155,7 @@ def test_estate_children(dev_plan, find) -> None:
         (GPU_NODE_GROUP, "gpu-spot"),
         (MODEL_API, "sentiment"),
         (MODEL_API, "image-embed"),
+        (MODEL_API, "doc-embed"),
     }
 
 
@@ -309,7 +337,7 @@ def test_gpu_spot_group_inputs(dev_plan, find) -> None:
     assert group["taints"] == [GPU_TAINT_EKS]
     assert group["capacityType"] == "SPOT"
     assert group["instanceTypes"] == ["g5.xlarge", "g6.xlarge", "g4dn.xlarge"]
-    assert {k: int(v) for k, v in group["scalingConfig"].items()} == {"minSize": 0, "desiredSize": 0, "maxSize": 4}
+    assert {k: int(v) for k, v in group["scalingConfig"].items()} == {"minSize": 0, "desiredSize": 0, "maxSize": 6}
     assert group["ignoreScalingChanges"] is True
     assert group["labels"] == {NODE_GROUP_LABEL: "gpu-spot", "nvidia.com/gpu.present": "true"}
     assert group["launchTemplate"]["version"] == "1"
@@ -396,6 +424,14 @@ def test_desired_size_defaults_to_min_size_and_can_be_set(render, stack_configs,
 
 
 # ------------------------------------------------------------------------ placement of the APIs
+
+def envoy_bootstrap(config_maps: list[dict[str, Any]], api: str) -> dict[str, Any]:
+    """The Envoy bootstrap in an API's proxy ConfigMap."""
+    import yaml
+
+    [config_map] = [c for c in config_maps if c["metadata"]["name"].startswith(f"{api}-proxy-")]
+    return yaml.safe_load(config_map["data"]["envoy.yaml"])
+
 
 def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
     return deployment["spec"]["template"]["spec"]
@@ -522,19 +558,38 @@ def test_pdb_lets_drains_take_one_replica_at_a_time(dev_plan, find) -> None:
     assert "minAvailable" not in pdb["spec"]
 
 
-def test_service_forwards_port_80_to_the_named_container_port(dev_plan, find) -> None:
+def test_service_forwards_port_80_to_the_proxy_which_forwards_to_the_server(dev_plan, find) -> None:
     service = find.object(dev_plan, "Service", "sentiment")
-    [container] = pod_spec(find.object(dev_plan, "Deployment", "sentiment"))["containers"]
+    pod = pod_spec(find.object(dev_plan, "Deployment", "sentiment"))
+    [container] = pod["containers"]
+    [proxy] = pod["initContainers"]
+    envoy = envoy_bootstrap(find.objects(dev_plan, "ConfigMap"), "sentiment")
+    [model_cluster] = [c for c in envoy["static_resources"]["clusters"] if c["name"] == "model"]
+    [listener] = [lst for lst in envoy["static_resources"]["listeners"] if lst["name"] == "api"]
 
     assert service["spec"]["type"] == "ClusterIP"
-    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "proxy", "protocol": "TCP"}]
+    assert {"name": "proxy", "containerPort": 8888, "protocol": "TCP"} in proxy["ports"]
+    assert listener["address"]["socket_address"] == {"address": "0.0.0.0", "port_value": 8888}
+    endpoint = model_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
+    assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 8080}
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+
+
+def test_without_the_proxy_the_service_reaches_the_server(prod_plan, find) -> None:
+    service = find.object(prod_plan, "Service", "llm-chat")
+    pod = pod_spec(find.object(prod_plan, "Deployment", "llm-chat"))
+
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert "initContainers" not in pod
+    assert not [c for c in find.objects(prod_plan, "ConfigMap") if c["metadata"]["name"].startswith("llm-chat-proxy")]
 
 
 def test_container_runs_restricted(dev_plan, find) -> None:
     namespace = find.object(dev_plan, "Namespace", "image-embed")
     spec = pod_spec(find.object(dev_plan, "Deployment", "image-embed"))
     [container] = spec["containers"]
+    [proxy] = spec["initContainers"]
     account = find.object(dev_plan, "ServiceAccount", "image-embed")
 
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -543,7 +598,15 @@ def test_container_runs_restricted(dev_plan, find) -> None:
                                             "readOnlyRootFilesystem": True}
     # The read-only root leaves /tmp writable by default.
     assert container["volumeMounts"] == [{"name": "writable-0", "mountPath": "/tmp"}]
-    assert spec["volumes"] == [{"name": "writable-0", "emptyDir": {}}]
+    [proxy_config] = [c["metadata"]["name"] for c in find.objects(dev_plan, "ConfigMap")
+                      if c["metadata"]["name"].startswith("image-embed-proxy-")]
+    assert spec["volumes"] == [{"name": "writable-0", "emptyDir": {}},
+                               {"name": "proxy-config", "configMap": {"name": proxy_config}}]
+    # The proxy is as locked down, with a fixed non-root UID (the distroless image's "nonroot").
+    assert proxy["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                        "readOnlyRootFilesystem": True, "runAsUser": 65532, "runAsGroup": 65532}
+    assert proxy["volumeMounts"] == [{"name": "proxy-config", "mountPath": "/etc/modelplane/proxy",
+                                      "readOnly": True}]
     assert spec["automountServiceAccountToken"] is False
     assert account["automountServiceAccountToken"] is False
     assert spec["serviceAccountName"] == account["metadata"]["name"] == "image-embed"
@@ -588,18 +651,25 @@ DEFAULT_BEHAVIOR = {
 }
 
 
-@pytest.mark.parametrize("api", DEV_APIS)
-def test_hpa_behavior_is_cortexs_defaults(dev_plan, find, api: str) -> None:
-    hpa = find.object(dev_plan, "HorizontalPodAutoscaler", api)
+def hpa_behavior(plan, find, api: str) -> dict[str, Any]:
+    """The HPA behaviour an API gets: its own HPA's, or the one its ScaledObject gives KEDA's HPA."""
+    hpas = [o for o in find.objects(plan, "HorizontalPodAutoscaler") if o["metadata"]["name"] == api]
+    if hpas:
+        return hpas[0]["spec"]["behavior"]
+    scaled = find.object(plan, "ScaledObject", api)
+    return scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
 
-    assert hpa["spec"]["behavior"] == DEFAULT_BEHAVIOR
+
+@pytest.mark.parametrize("api", ["sentiment", "image-embed"])
+def test_hpa_behavior_is_cortexs_defaults(dev_plan, find, api: str) -> None:
+    assert hpa_behavior(dev_plan, find, api) == DEFAULT_BEHAVIOR
 
 
 def test_hpa_behavior_follows_changed_knobs(prod_plan, find) -> None:
     # prod image-embed: maxUpscaleFactor 2.0 -> may double per minute.
-    embed = find.object(prod_plan, "HorizontalPodAutoscaler", "image-embed")["spec"]["behavior"]
+    embed = hpa_behavior(prod_plan, find, "image-embed")
     # prod llm-chat: upscale 3m, downscale 30m.
-    llm = find.object(prod_plan, "HorizontalPodAutoscaler", "llm-chat")["spec"]["behavior"]
+    llm = hpa_behavior(prod_plan, find, "llm-chat")
 
     assert embed["scaleUp"]["policies"] == [{"type": "Percent", "value": 100, "periodSeconds": 60}]
     assert embed["scaleDown"] == DEFAULT_BEHAVIOR["scaleDown"]
@@ -717,7 +787,7 @@ def test_helm_release_names_fit_helms_limit_for_the_longest_cluster_name(render,
     releases = render("dev", config).by_type(RELEASE)
 
     # Autonamed releases embed the cluster name and overflow; fixed names do not.
-    assert len(releases) == 2
+    assert len(releases) == 4
     for release in releases:
         name = release.inputs.get("name") or release.name + "x" * AUTONAME_SUFFIX
         assert len(name) <= HELM_RELEASE_NAME_MAX, (release.name, len(name))
@@ -727,14 +797,16 @@ def test_helm_release_names_fit_helms_limit_for_the_longest_cluster_name(render,
 def test_no_device_plugin_without_al2023_gpu_groups(render, stack_configs, change: str) -> None:
     if change == "no GPU groups":
         config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot"), stack_configs.DELETE),
-                                      (("modelplane:apis", "image-embed"), stack_configs.DELETE))
+                                      (("modelplane:apis", "image-embed"), stack_configs.DELETE),
+                                      (("modelplane:apis", "doc-embed"), stack_configs.DELETE))
     else:  # Bottlerocket's NVIDIA variants ship the device plugin.
         config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot", "amiType"),
                                               "BOTTLEROCKET_x86_64_NVIDIA"))
 
     plan = render("dev", config)
 
-    assert [r.name for r in plan.by_type(RELEASE)] == ["ml-dev-cluster-autoscaler"]
+    assert "ml-dev-nvidia-device-plugin" not in [r.name for r in plan.by_type(RELEASE)]
+    assert "ml-dev-cluster-autoscaler" in [r.name for r in plan.by_type(RELEASE)]
 
 
 def test_probes_rollout_timing_and_shm_follow_config(prod_plan, find) -> None:
@@ -761,7 +833,7 @@ def test_probes_rollout_timing_and_shm_follow_config(prod_plan, find) -> None:
 
 
 def test_model_from_s3_gets_a_role_for_exactly_its_prefix(dev_plan, find) -> None:
-    role = find.one(dev_plan, "aws:iam/role:Role", "image-embed-model-reader").inputs
+    role = find.one(dev_plan, "aws:iam/role:Role", "image-embed-api").inputs
     policy = json.loads(find.one(dev_plan, "aws:iam/rolePolicy:RolePolicy", "image-embed-model-reader")
                         .inputs["policy"])
     account = find.object(dev_plan, "ServiceAccount", "image-embed")
@@ -777,7 +849,7 @@ def test_model_from_s3_gets_a_role_for_exactly_its_prefix(dev_plan, find) -> Non
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::acme-ml-models-dev",
          "Condition": {"StringLike": {"s3:prefix": ["clip-vit-base-patch32", "clip-vit-base-patch32/*"]}}},
     ]
-    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/image-embed-model-reader"}
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/image-embed-api"}
     assert {"name": "MODELPLANE_MODEL_URI", "value": "s3://acme-ml-models-dev/clip-vit-base-patch32/"} \
         in container["env"]
     # An API without modelUri has no AWS access at all.
@@ -787,7 +859,8 @@ def test_model_from_s3_gets_a_role_for_exactly_its_prefix(dev_plan, find) -> Non
 def test_config_files_come_from_a_content_named_configmap_that_rolls_the_pods(render, stack_configs, find) -> None:
     def rendered(files: dict[str, str]) -> tuple[Any, dict, dict]:
         plan = render("dev", stack_configs.edited("dev", (("modelplane:apis", "sentiment", "configFiles"), files)))
-        [config_map] = [o for o in find.objects(plan, "ConfigMap") if o["metadata"]["namespace"] == "sentiment"]
+        [config_map] = [o for o in find.objects(plan, "ConfigMap") if o["metadata"]["namespace"] == "sentiment"
+                        and o["metadata"]["name"].startswith("sentiment-config-")]
         return plan, config_map, find.object(plan, "Deployment", "sentiment")
 
     plan, first, deployment = rendered({"labels.txt": "negative\npositive\n"})
@@ -808,7 +881,8 @@ def test_config_files_come_from_a_content_named_configmap_that_rolls_the_pods(re
     for a_plan in (plan, changed_plan):
         assert find.one(a_plan, "kubernetes:core/v1:ConfigMap", "sentiment-config") is not None
     # No config files, no ConfigMap.
-    assert not [o for o in find.objects(render("dev", stack_configs.load("dev")), "ConfigMap")]
+    assert not [o for o in find.objects(render("dev", stack_configs.load("dev")), "ConfigMap")
+                if "-config-" in o["metadata"]["name"]]
 
 
 def test_sidecar_shares_the_socket_directory_and_hardening(prod_plan, find) -> None:

@@ -395,7 +395,8 @@ def test_replica_that_does_not_fit_the_smallest_instance_type(stack_configs) -> 
 
     # cpu group: m6i.xlarge and m5.xlarge, both 4 vCPU / 16 GiB.
     assert issue.where() == "modelplane:apis.sentiment.compute.mem"
-    assert issue.message == "20Gi does not fit on a m6i.xlarge (16 GiB)"
+    # The proxy's 128Mi counts too.
+    assert issue.message == "20.125Gi (with the proxy) does not fit on a m6i.xlarge (16 GiB)"
 
 
 def test_public_only_endpoint_restricted_to_office_ranges_locks_the_nodes_out(stack_configs) -> None:
@@ -590,14 +591,14 @@ def test_cpu_quantity_written_as_a_yaml_number_becomes_a_string(stack_configs) -
 # ------------------------------------------------------------------------ capacity warnings and CPU scaling
 
 def test_gpu_group_too_small_for_a_rollout_at_peak_is_a_warning(stack_configs) -> None:
-    # dev's image-embed: maxReplicas 3, 1 GPU each, surge 1 -> needs 4 GPUs; shrink its group to 3 nodes.
+    # dev's image-embed (3 replicas) and doc-embed (2), 1 GPU each, surge 1 -> needs 6 GPUs; shrink to 3 nodes.
     config = stack_configs.edited("dev", ((GROUPS, "gpu-spot", "maxSize"), 3))
 
     estate = parse_estate(config, SOURCE)
 
     assert estate.warnings == [
-        "node group 'gpu-spot': its APIs at maxReplicas use 3 GPU(s) and a rollout surges 1 more, but maxSize "
-        "3 x 1 GPU(s) gives 3; a rollout at peak load would stall (raise maxSize to 4 or lower maxReplicas)"]
+        "node group 'gpu-spot': its APIs at maxReplicas use 5 GPU(s) and a rollout surges 1 more, but maxSize "
+        "3 x 1 GPU(s) gives 3; a rollout at peak load would stall (raise maxSize to 6 or lower maxReplicas)"]
 
 
 def test_percent_surge_counts_replicas_rounded_up(stack_configs) -> None:

@@ -112,6 +112,23 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
         ((APIS, "image-embed", "compute", "gpu"), 0),
         ((APIS, "image-embed", "sidecars"), {"helper": {"image": "ghcr.io/acme/helper:1.0.0"}}),
     ),
+    # Request-rate and custom-query scaling, on dev's GPU API (in-flight by default).
+    "rps": (
+        ((APIS, "image-embed", "autoscaling", "metric"), "rps"),
+        ((APIS, "image-embed", "autoscaling", "targetRps"), 5),
+    ),
+    "custom": (
+        ((APIS, "image-embed", "autoscaling", "metric"), "custom"),
+        ((APIS, "image-embed", "autoscaling", "custom"), {"query": "sum(up)", "target": 3}),
+    ),
+    # HPA tolerances need Kubernetes 1.35 and a cpu/memory metric (dev's sentiment).
+    "tolerance": (
+        ((CLUSTER, "kubernetesVersion"), "1.35"),
+    ),
+    # dev's queue worker, with the queue modelplane creates at its defaults.
+    "default-queue": (
+        ((APIS, "doc-embed", "queue"), {}),
+    ),
     # The optional probes exist only once declared; this baseline declares both on sentiment.
     "probes": (
         ((APIS, "sentiment", "livenessProbe"), {"path": "/live"}),
@@ -120,7 +137,8 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
 }
 
 SENTIMENT = (APIS, "sentiment")  # dev's CPU API
-EMBED = (APIS, "image-embed")    # dev's GPU API (gpu-spot)
+EMBED = (APIS, "image-embed")    # dev's GPU API (gpu-spot), scaling on in-flight requests
+DOC = (APIS, "doc-embed")        # dev's queue worker, scaling to zero
 CPU = (GROUPS, "cpu")
 GPU_SPOT = (GROUPS, "gpu-spot")
 
@@ -223,6 +241,32 @@ VARIATIONS: dict[str, Variation] = {
 EXTRA: dict[str, Variation] = {
     # Not a model field (EstateConfig.region comes from aws:region), but config all the same.
     "aws:region": on(("aws:region",), "us-west-2"),
+}
+
+VARIATIONS |= {
+    "cluster.prometheus.url": on((CLUSTER, "prometheus", "url"), "http://prometheus.observability.svc:9090"),
+    "cluster.prometheus.retention": on((CLUSTER, "prometheus", "retention"), "3d"),
+    "apis.*.maxQueueLength": on((*SENTIMENT, "maxQueueLength"), 50),
+    "apis.*.metricsPath": on((*SENTIMENT, "metricsPath"), "/metrics"),
+    "apis.*.proxy.enabled": on((*SENTIMENT, "proxy", "enabled"), False),
+    "apis.*.proxy.image": on((*SENTIMENT, "proxy", "image"), "envoyproxy/envoy:distroless-v1.39.5"),
+    "apis.*.proxy.cpu": on((*SENTIMENT, "proxy", "cpu"), "250m"),
+    "apis.*.proxy.mem": on((*SENTIMENT, "proxy", "mem"), "256Mi"),
+    "apis.*.queue.url": on((*DOC, "queue", "url"), "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
+                           base="default-queue"),
+    "apis.*.queue.visibilityTimeoutSeconds": on((*DOC, "queue", "visibilityTimeoutSeconds"), 900),
+    "apis.*.autoscaling.targetInFlight": on((*EMBED, "autoscaling", "targetInFlight"), 2),
+    "apis.*.autoscaling.window": on((*EMBED, "autoscaling", "window"), "2m"),
+    "apis.*.autoscaling.activationThreshold": on((*DOC, "autoscaling", "activationThreshold"), 3),
+    "apis.*.autoscaling.targetQueueLength": on((*DOC, "autoscaling", "targetQueueLength"), 30),
+    "apis.*.autoscaling.targetRps": on((*EMBED, "autoscaling", "targetRps"), 8, base="rps"),
+    "apis.*.autoscaling.custom.query": on((*EMBED, "autoscaling", "custom", "query"), "sum(up{job='x'})",
+                                          base="custom"),
+    "apis.*.autoscaling.custom.target": on((*EMBED, "autoscaling", "custom", "target"), 6, base="custom"),
+    "apis.*.autoscaling.upscaleTolerance": on((*SENTIMENT, "autoscaling", "upscaleTolerance"), 0.05,
+                                              base="tolerance"),
+    "apis.*.autoscaling.downscaleTolerance": on((*SENTIMENT, "autoscaling", "downscaleTolerance"), 0.05,
+                                                base="tolerance"),
 }
 
 EXEMPT: dict[str, str] = {

@@ -5,10 +5,12 @@ cluster's version, and a rolling update keeps every resource's identity.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 
@@ -25,8 +27,13 @@ API_OBJECTS = [
     ("Deployment", "kubernetes:apps/v1:Deployment"),
     ("Service", "kubernetes:core/v1:Service"),
     ("PodDisruptionBudget", "kubernetes:policy/v1:PodDisruptionBudget"),
-    ("HorizontalPodAutoscaler", "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"),
 ]
+
+SCALERS = {
+    "HorizontalPodAutoscaler": "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+    "ScaledObject": "kubernetes:keda.sh/v1alpha1:ScaledObject",
+}
+"""An API has exactly one of these, named after it."""
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +98,8 @@ def test_no_two_resources_share_a_urn(plan_of, stack: str) -> None:
 def test_every_api_has_its_objects(plan_of, find, stack: str, api: str) -> None:
     plan = plan_of(stack)
 
-    for kind, type_ in API_OBJECTS:
+    [scaler] = [kind for kind in SCALERS if any(o["metadata"]["name"] == api for o in find.objects(plan, kind))]
+    for kind, type_ in [*API_OBJECTS, (scaler, SCALERS[scaler])]:
         obj = find.object(plan, kind, api, namespace=api)
         assert obj["metadata"]["labels"]["modelplane.io/api"] == api
         names = (api, f"{api}-svc", f"{api}-pdb", f"{api}-autoscaling")
@@ -119,6 +127,37 @@ def test_objects_pass_the_kubernetes_schema_of_the_clusters_version(plan_of, sta
         else:
             assert used == version, f"validated {obj['kind']} against {used}, not {version}"
     assert failures == []
+
+
+def crd_validator(crd_schemas: Path, obj: dict[str, Any]) -> jsonschema.protocols.Validator:
+    """A strict (Draft 2020-12) validator for a custom resource, from ../shared/crd-schemas."""
+    group, _, version = obj["apiVersion"].rpartition("/")
+    schema = json.loads((crd_schemas / group / f"{obj['kind'].lower()}_{version}.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_custom_resources_pass_their_crd_schemas(plan_of, crd_schemas: Path, stack: str) -> None:
+    custom = [o for o in kubernetes_objects(plan_of(stack)) if not is_built_in(o)]
+    kinds = {o["kind"] for o in custom}
+
+    # Both stacks use KEDA and the Prometheus Operator; dev's queue API needs a TriggerAuthentication.
+    assert {"ScaledObject", "PodMonitor"} <= kinds
+    assert stack != "dev" or "TriggerAuthentication" in kinds
+    failures = [f"{o['kind']} {o['metadata']['name']}: {error.message} at {list(error.path)}"
+                for o in custom for error in crd_validator(crd_schemas, o).iter_errors(o)]
+    assert failures == []
+
+
+def test_the_crd_schema_check_can_fail(dev_plan, find, crd_schemas: Path) -> None:
+    scaled = copy.deepcopy(find.object(dev_plan, "ScaledObject", "image-embed"))
+    scaled["spec"]["triggers"][0]["metdata"] = scaled["spec"]["triggers"][0].pop("metadata")
+    scaled["spec"]["minReplicaCount"] = "1"
+
+    messages = [e.message for e in crd_validator(crd_schemas, scaled).iter_errors(scaled)]
+
+    assert any("metdata" in m for m in messages) and any("'metadata' is a required property" in m for m in messages)
+    assert any("'1' is not of type 'integer'" in m for m in messages)
 
 
 def test_the_schema_check_can_fail(dev_plan, find) -> None:

@@ -10,16 +10,20 @@ the render is compared with the render of the unmodified stack:
 
 1. the registered resources' (type, name, parent) are the same: nothing is
    created, deleted or renamed (a rename is a delete + create in Pulumi);
-2. every Kubernetes object keeps its kind, name and namespace, and the
-   Deployment, Service and PodDisruptionBudget selectors are unchanged;
+2. every Kubernetes object keeps its kind, name and namespace (a
+   content-named ConfigMap, ``<api>-proxy-<digest>``, keeps all but its
+   digest), and the Deployment, Service and PodDisruptionBudget selectors are
+   unchanged;
 3. the only parts that may differ are a Deployment's ``spec.template`` (its
-   labels excepted) and a HorizontalPodAutoscaler's ``spec``; every other
-   object, and the inputs of every non-Kubernetes resource (cluster, node
-   groups, launch templates, Helm releases), is byte-identical;
+   labels excepted), a HorizontalPodAutoscaler's or ScaledObject's ``spec``,
+   and a content-named ConfigMap's digest and data; every other object, and
+   the inputs of every non-Kubernetes resource (cluster, node groups, launch
+   templates, Helm releases), is byte-identical;
 4. an API whose config is back to (or still at) the committed one renders
    exactly as before, so a change to one API never touches another; and a
-   change outside ``autoscaling`` never touches the HPA, one inside it never
-   the Deployment.
+   change outside ``autoscaling`` (and ``maxConcurrency``, which sets the
+   default in-flight and queue targets) never touches the autoscaler, one
+   inside it never the Deployment.
 
 The strategies generate only valid configs (the bounds come from the config
 models and the instance catalog), so every step must render. ``configFiles`` is
@@ -35,6 +39,7 @@ import copy
 import dataclasses
 import functools
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -50,9 +55,11 @@ from modelplane.config import (
     ApiConfig,
     AutoscalingConfig,
     ProbeConfig,
+    api_gpus,
     gpu_headroom_warnings,
     load_stack_file,
     parse_estate,
+    scaling_metric,
 )
 from modelplane.offline import Plan, Registered, kubernetes_objects, run_stack
 
@@ -251,19 +258,40 @@ def _readiness_timings(draw: st.DrawFn, api: str, current: dict[str, Any]) -> tu
     return tuple((("readinessProbe", key), draw(integers(ProbeConfig, PROBE_TIMINGS[key]))) for key in keys)
 
 
+METRIC_KNOBS = {
+    # A metric change within one autoscaler kind (HPA, or KEDA's trigger) is an in-place update; a switch
+    # between an HPA and a ScaledObject replaces one object with another and is not a rollout.
+    "cpu": ["metric", "targetUtilization"],
+    "memory": ["metric", "targetUtilization"],
+    "inFlight": ["targetInFlight", "window", "activationThreshold"],
+    "queue": ["targetQueueLength", "activationThreshold"],
+}
+
+
 @st.composite
 def _autoscaling(draw: st.DrawFn, api: str, current: dict[str, Any]) -> tuple[Edit, ...]:
-    knob = draw(st.sampled_from(["replicas", "metric", "targetUtilization", "upscaleStabilizationPeriod",
+    metric = scaling_metric(DEV_ESTATE.apis[api])
+    knob = draw(st.sampled_from(["replicas", *METRIC_KNOBS[metric], "upscaleStabilizationPeriod",
                                  "downscaleStabilizationPeriod", "maxUpscaleFactor", "maxDownscaleFactor"]))
     at = ("autoscaling", knob)
     if knob == "replicas":
         replicas = integers(AutoscalingConfig, "max_replicas", high=_quiet_max_replicas(api))
         low, high = sorted((draw(replicas), draw(replicas)))
+        if metric == "queue" and draw(st.booleans()):
+            low = 0  # a queue worker may scale to zero
         return ((("autoscaling", "minReplicas"), low), (("autoscaling", "maxReplicas"), high))
     if knob == "metric":
         return ((at, draw(st.sampled_from(["cpu", "memory"]))),)
     if knob == "targetUtilization":
         return ((at, draw(integers(AutoscalingConfig, "target_utilization"))),)
+    if knob == "targetInFlight":
+        return ((at, draw(st.integers(1, 64) | st.floats(0.5, 64, allow_nan=False))),)
+    if knob == "targetQueueLength":
+        return ((at, draw(st.integers(1, 1000))),)
+    if knob == "window":
+        return ((at, draw(st.sampled_from(["30s", "45s", "2m", "5m", "1h"]))),)
+    if knob == "activationThreshold":
+        return ((at, draw(st.integers(0, 50))),)
     if knob.endswith("StabilizationPeriod"):
         return ((at, draw(DURATIONS)),)
     return ((at, draw(floats(AutoscalingConfig, "max_upscale_factor" if "Up" in knob else "max_downscale_factor"))),)
@@ -346,14 +374,26 @@ def assert_same_resources(before: Plan, after: Plan) -> None:
     assert identities(after) == identities(before)
 
 
+def content_named(obj: dict[str, Any]) -> bool:
+    """A ConfigMap named after its content (``<api>-proxy-<digest>``, ``<api>-config-<digest>``)."""
+    return obj["kind"] == "ConfigMap" and obj.get("immutable") is True \
+        and re.fullmatch(r".+-(proxy|config)-[0-9a-f]{10}", obj["metadata"]["name"]) is not None
+
+
+def stable_name(obj: dict[str, Any]) -> str:
+    """An object's name without a content-named ConfigMap's digest."""
+    name = obj["metadata"]["name"]
+    return name.rsplit("-", 1)[0] if content_named(obj) else name
+
+
 def assert_same_object_identities(before: Plan, after: Plan) -> None:
-    """Property 2: every object keeps kind, name, namespace; selectors stay as they were."""
+    """Property 2: every object keeps kind, name (digest aside), namespace; selectors stay as they were."""
     old, new = objects_by_urn(before), objects_by_urn(after)
     assert set(new) == set(old)
     for urn, obj in new.items():
         was = old[urn]
-        assert (obj["kind"], obj["metadata"]["name"], obj["metadata"].get("namespace")) == \
-            (was["kind"], was["metadata"]["name"], was["metadata"].get("namespace")), urn
+        assert (obj["kind"], stable_name(obj), obj["metadata"].get("namespace")) == \
+            (was["kind"], stable_name(was), was["metadata"].get("namespace")), urn
         if obj["kind"] in ("Deployment", "Service", "PodDisruptionBudget"):
             assert obj["spec"]["selector"] == was["spec"]["selector"], f"{label(obj)}: selector changed"
 
@@ -368,9 +408,13 @@ def assert_only_pod_templates_and_hpa_specs_differ(before: Plan, after: Plan) ->
                 f"{label(obj)} changed outside spec.template"
             assert obj["spec"]["template"]["metadata"] == was["spec"]["template"]["metadata"], \
                 f"{label(obj)}: pod template labels changed"
-        elif obj["kind"] == "HorizontalPodAutoscaler":
+        elif obj["kind"] in ("HorizontalPodAutoscaler", "ScaledObject"):
             assert without(obj, "spec") == without(was, "spec"), f"{label(obj)} changed outside spec"
             assert obj["spec"]["scaleTargetRef"] == was["spec"]["scaleTargetRef"], f"{label(obj)}: new target"
+        elif content_named(obj) and content_named(was):
+            trim = ("metadata", "name"), ("data",)
+            assert without(without(obj, *trim[0]), *trim[1]) == without(without(was, *trim[0]), *trim[1]), \
+                f"{label(obj)} changed beyond its content and digest"
         else:
             assert obj == was, f"{label(obj)} changed"
     old_inputs = {r.urn: canonical(r) for r in before.resources if r.urn not in old}
@@ -390,7 +434,8 @@ def assert_each_change_stays_in_its_own_objects(before: Plan, after: Plan, confi
         if now == was:
             untouched = subtree(after, "modelplane:index:ModelApi", api)
         else:
-            if now.get("autoscaling") == was.get("autoscaling"):
+            if now.get("autoscaling") == was.get("autoscaling") \
+                    and now.get("maxConcurrency") == was.get("maxConcurrency"):
                 untouched |= subtree(after, "modelplane:index:AutoscalingPolicy", f"{api}-autoscaling")
             if _outside_autoscaling(now) == _outside_autoscaling(was):
                 untouched |= {r.urn for r in after.resources if r.type == "kubernetes:apps/v1:Deployment"
@@ -439,7 +484,10 @@ def steps(changes: list[Change]) -> Iterator[tuple[Plan, dict[str, Any]]]:
 def test_dev_has_a_cpu_and_a_gpu_api() -> None:
     # What makes the properties cover both kinds of API and property 4 mean something.
     assert committed().config == DEV_ESTATE
-    assert sorted(bool(api.compute.gpu) for api in DEV_ESTATE.apis.values()) == [False, True]
+    assert {bool(api_gpus(api)) for api in DEV_ESTATE.apis.values()} == {False, True}
+    # ... and every kind of autoscaler: an HPA, a ScaledObject on Prometheus, one on a queue from zero.
+    assert {scaling_metric(api) for api in DEV_ESTATE.apis.values()} == {"cpu", "inFlight", "queue"}
+    assert min(api.autoscaling.min_replicas for api in DEV_ESTATE.apis.values()) == 0
 
 
 @PROPERTY_SETTINGS
@@ -519,7 +567,17 @@ TAMPERS = {
         _set(("spec", "template", "spec", "terminationGracePeriodSeconds"), 31)),
     "hpa spec without a config change": (
         _with_the_committed_config, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
-        "image-embed-autoscaling", _set(("spec", "maxReplicas"), 4)),
+        "sentiment-autoscaling", _set(("spec", "maxReplicas"), 4)),
+    "scaled object spec without a config change": (
+        _with_the_committed_config, "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        "image-embed-autoscaling", _set(("spec", "maxReplicaCount"), 4)),
+    # A content-named ConfigMap may change its digest and data, nothing else.
+    "proxy config renamed beyond its digest": (
+        assert_same_object_identities, "kubernetes:core/v1:ConfigMap", "sentiment-proxy",
+        _set(("metadata", "name"), "sentiment-envoy-0123456789")),
+    "image tag in the proxy config's labels": (
+        assert_only_pod_templates_and_hpa_specs_differ, "kubernetes:core/v1:ConfigMap", "sentiment-proxy",
+        _set(("metadata", "labels", "app.kubernetes.io/version"), "1.4.2")),
 }
 
 

@@ -1,0 +1,196 @@
+"""The request proxy: an Envoy sidecar in front of every replica's model server.
+
+Cortex put a proxy in each replica to hold a queue, refuse what does not fit
+and count requests for its autoscaler. modelplane does the same with Envoy and
+configuration only:
+
+- the ``model`` cluster's circuit breakers let ``maxConcurrency`` requests
+  reach the server at once (one HTTP/1.1 connection per request) and hold
+  ``maxQueueLength`` more; Envoy answers anything beyond with 503 and
+  ``x-envoy-overloaded: true``;
+- Envoy's own statistics, served in Prometheus format, give the in-flight
+  count: ``upstream_rq_active`` (at the server) plus
+  ``upstream_rq_pending_active`` (queued) of the ``model`` cluster.
+
+The proxy runs as a native sidecar (an init container with
+``restartPolicy: Always``): it starts before the server and, when a replica
+terminates, stops only after the server has drained, so no accepted request
+loses its proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import yaml
+
+from .config import (
+    PROXY_ADMIN_PORT,
+    PROXY_CONTAINER,
+    PROXY_METRICS_PORT,
+    PROXY_PORT,
+    ApiConfig,
+    duration_seconds,
+)
+
+__all__ = [
+    "CONFIG_FILE",
+    "IN_FLIGHT_METRICS",
+    "MODEL_CLUSTER",
+    "PROXY_USER",
+    "REQUESTS_METRIC",
+    "config_map_name",
+    "envoy_config",
+    "in_flight_query",
+    "proxy_container",
+    "rps_query",
+]
+
+MODEL_CLUSTER = "model"
+"""Envoy cluster name of the local model server; its stats carry ``envoy_cluster_name="model"``."""
+
+LISTENER_STAT_PREFIX = "api"
+"""Stat prefix of the request listener's HTTP connection manager."""
+
+IN_FLIGHT_METRICS = ("envoy_cluster_upstream_rq_active", "envoy_cluster_upstream_rq_pending_active")
+"""Envoy gauges whose sum is Cortex's in-flight count: requests at the server plus requests queued for it."""
+
+REQUESTS_METRIC = "envoy_http_downstream_rq_total"
+"""Envoy counter of requests received (served, queued or refused): the demand ``rps`` scales on."""
+
+CONFIG_DIR = "/etc/modelplane/proxy"
+"""Where the proxy's ConfigMap is mounted."""
+
+CONFIG_FILE = "envoy.yaml"
+"""The Envoy bootstrap file in that ConfigMap."""
+
+PROXY_USER = 65532
+"""UID and GID the proxy runs as (the distroless images' ``nonroot`` user)."""
+
+
+def envoy_config(spec: ApiConfig) -> dict[str, Any]:
+    """The Envoy v3 bootstrap for one API's replicas."""
+    return {
+        "admin": {"address": _address("127.0.0.1", PROXY_ADMIN_PORT)},
+        "static_resources": {
+            "listeners": [
+                _listener("api", PROXY_PORT, LISTENER_STAT_PREFIX, [
+                    {"match": {"prefix": "/"},
+                     # No route timeout: a long generation must not be cut off by the proxy; a
+                     # client that gives up closes the stream and frees its slot.
+                     "route": {"cluster": MODEL_CLUSTER, "timeout": "0s"}},
+                ]),
+                # Prometheus and the kubelet reach two admin pages through this listener; the admin
+                # interface itself (which can change Envoy's state) listens on loopback only.
+                _listener("metrics", PROXY_METRICS_PORT, "metrics", [
+                    {"match": {"path": "/stats/prometheus"}, "route": {"cluster": "admin"}},
+                    {"match": {"path": "/ready"}, "route": {"cluster": "admin"}},
+                ]),
+            ],
+            "clusters": [
+                {
+                    **_static_cluster(MODEL_CLUSTER, spec.port),
+                    "circuit_breakers": {"thresholds": [{
+                        "priority": "DEFAULT",
+                        # HTTP/1.1 upstream: one request per connection, so the connection limit
+                        # is the concurrency limit; waiting requests are Envoy's pending queue.
+                        "max_connections": spec.max_concurrency,
+                        "max_requests": spec.max_concurrency,
+                        "max_pending_requests": spec.max_queue_length,
+                        "max_retries": 0,
+                        "track_remaining": True,
+                    }]},
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": {"http_protocol_options": {}},
+                        },
+                    },
+                },
+                _static_cluster("admin", PROXY_ADMIN_PORT),
+            ],
+        },
+    }
+
+
+def _address(host: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": host, "port_value": port}}
+
+
+def _static_cluster(name: str, port: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": name, "endpoints": [
+            {"lb_endpoints": [{"endpoint": {"address": _address("127.0.0.1", port)}}]}]},
+    }
+
+
+def _listener(name: str, port: int, stat_prefix: str, routes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "address": _address("0.0.0.0", port),
+        "filter_chains": [{"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3"
+                         ".HttpConnectionManager",
+                "stat_prefix": stat_prefix,
+                "route_config": {"name": name, "virtual_hosts": [
+                    {"name": name, "domains": ["*"], "routes": routes}]},
+                "http_filters": [{
+                    "name": "envoy.filters.http.router",
+                    "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                }],
+            },
+        }]}],
+    }
+
+
+def config_text(spec: ApiConfig) -> str:
+    """The bootstrap as the YAML file Envoy reads."""
+    return yaml.safe_dump(envoy_config(spec), sort_keys=False)
+
+
+def config_map_name(name: str, spec: ApiConfig) -> str:
+    """``<api>-proxy-<content digest>``: a new proxy config is a new ConfigMap, and the replicas roll."""
+    return f"{name}-proxy-{hashlib.sha256(config_text(spec).encode()).hexdigest()[:10]}"
+
+
+def proxy_container(spec: ApiConfig, mounts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The proxy as a native sidecar (an init container that keeps running)."""
+    return {
+        "name": PROXY_CONTAINER,
+        "image": spec.proxy.image,
+        "restartPolicy": "Always",
+        # One worker thread: Envoy's circuit-breaker limits are then exact, not per-thread approximations,
+        # and one thread forwards far more requests per second than a model replica serves.
+        "args": ["--config-path", f"{CONFIG_DIR}/{CONFIG_FILE}", "--concurrency", "1", "--log-level", "warn"],
+        "ports": [{"name": "proxy", "containerPort": PROXY_PORT, "protocol": "TCP"},
+                  {"name": "metrics", "containerPort": PROXY_METRICS_PORT, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": spec.proxy.cpu, "memory": spec.proxy.mem},
+                      "limits": {"memory": spec.proxy.mem}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": "metrics"}, "periodSeconds": 5,
+                           "timeoutSeconds": 2, "failureThreshold": 3},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "readOnlyRootFilesystem": True, "runAsUser": PROXY_USER, "runAsGroup": PROXY_USER},
+        "volumeMounts": mounts,
+    }
+
+
+def _selector(namespace: str) -> str:
+    return f'namespace="{namespace}",envoy_cluster_name="{MODEL_CLUSTER}"'
+
+
+def in_flight_query(namespace: str, window: str) -> str:
+    """PromQL: in-flight requests (at the servers plus queued) of all the API's replicas, averaged over ``window``."""
+    return " + ".join(f"sum(avg_over_time({metric}{{{_selector(namespace)}}}[{duration_seconds(window)}s]))"
+                      for metric in IN_FLIGHT_METRICS)
+
+
+def rps_query(namespace: str, window: str) -> str:
+    """PromQL: requests per second arriving at all the API's proxies over ``window``."""
+    return (f'sum(rate({REQUESTS_METRIC}{{namespace="{namespace}",'
+            f'envoy_http_conn_manager_prefix="{LISTENER_STAT_PREFIX}"}}[{duration_seconds(window)}s]))')
