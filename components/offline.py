@@ -138,6 +138,10 @@ def _fake_outputs(typ: str, name: str, region: str, inputs: dict[str, Any]) -> d
         return fake
     if typ == "aws:iam/role:Role":
         return {"id": name, "name": name, "arn": f"arn:aws:iam::{ACCOUNT}:role/{name}"}
+    if typ == "aws:sqs/queue:Queue":
+        queue = inputs.get("name") or name
+        url = f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{queue}"
+        return {"id": url, "url": url, "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}"}
     if typ == "aws:kms/key:Key":
         key_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
         return {"id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}"}

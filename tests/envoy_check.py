@@ -65,14 +65,14 @@ def check_envoy_configs(binary: Path, configs: Mapping[str, str]) -> dict[str, s
     with tempfile.TemporaryDirectory(prefix="envoy-config-") as tmp:
         # Files are named by position, so that any name (with spaces, slashes, ": ") maps back.
         files = [Path(tmp, f"{i}.yaml") for i in range(len(names))]
-        for file, name in zip(files, names):
+        for file, name in zip(files, names, strict=True):
             file.write_text(configs[name], encoding="utf-8")
         if not files:
             return {}
         run = subprocess.run([str(binary), *map(str, files)], check=False, capture_output=True, text=True, timeout=120)
     if run.returncode not in (0, 1):
         raise RuntimeError(f"{binary} exited {run.returncode}:\n{run.stdout}{run.stderr}")
-    by_file = {str(file): name for file, name in zip(files, names)}
+    by_file = {str(file): name for file, name in zip(files, names, strict=True)}
     results: dict[str, str | None] = {}
     for line in run.stdout.splitlines():
         status, _, rest = line.partition(" ")
