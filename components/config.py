@@ -967,11 +967,13 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
                                                     "directory or one modelplane mounts; use a directory of its own")
         taken.add(clean)
     seen: set[str] = set()
+    mounted = {CONFIG_DIR} if api.config_files else set()
+    mounted |= {SOCKET_DIR} if api.sidecars else set()
     for index, writable in enumerate(api.writable_paths):
         clean = writable.rstrip("/") or "/"
-        if clean == "/" or clean in seen or clean in reserved:
+        if clean == "/" or clean in seen or clean in reserved or clean in mounted:
             reason = "is the root" if clean == "/" else "is listed twice" if clean in seen else \
-                "is already the shm mount"
+                "is already the shm mount" if clean in reserved else "is a directory modelplane mounts"
             yield Issue(path + ("writablePaths", index), f"{writable!r} {reason}; list distinct directories")
         seen.add(clean)
     if sum(len(k) + len(v.encode()) for k, v in api.config_files.items()) > 900 * 1024:

@@ -653,3 +653,16 @@ def test_shared_memory_must_leave_room_for_the_server(stack_configs) -> None:
 
     assert issue.where() == "modelplane:apis.image-embed.compute.shm"
     assert "memory limit 8Gi" in issue.message
+
+
+@pytest.mark.parametrize(("edits", "directory"), [
+    ([((APIS, "sentiment", "configFiles"), {"labels.txt": "a"})], "/etc/modelplane/config"),
+    ([((APIS, "sentiment", "sidecars"), {"helper": {"image": "ghcr.io/acme/helper:1.0.0"}})], "/var/run/modelplane"),
+])
+def test_writable_path_on_a_directory_modelplane_mounts_is_an_error(stack_configs, edits, directory: str) -> None:
+    config = stack_configs.edited("dev", *edits, ((APIS, "sentiment", "writablePaths"), ["/tmp", directory]))
+
+    issue = only_problem(config)
+
+    assert issue.where() == "modelplane:apis.sentiment.writablePaths[1]"
+    assert issue.message == f"{directory!r} is a directory modelplane mounts; list distinct directories"

@@ -57,10 +57,13 @@ def test_every_model_api_pod_is_restricted(pod_security, dev_plan, prod_plan) ->
      "allowPrivilegeEscalation != false"),
     (lambda pod: pod["spec"]["securityContext"].pop("runAsNonRoot"), "runAsNonRoot != true"),
     (lambda pod: pod["spec"]["volumes"].append({"name": "host", "hostPath": {"path": "/var"}}), "hostPath"),
+    # The proxy is an init container (a native sidecar): the checker must look at it too.
+    (lambda pod: pod["spec"]["initContainers"][0]["securityContext"].pop("capabilities"),
+     "unrestricted capabilities"),
 ])
 def test_the_checker_rejects_a_weakened_pod(pod_security, dev_plan, break_it, reason: str) -> None:
     # Guards the guard: the same checker must fail a pod that drops one protection.
-    pod = copy.deepcopy(pod_templates(dev_plan)[0])
+    [pod] = [copy.deepcopy(p) for p in pod_templates(dev_plan) if p["name"] == "dev/image-embed"]
     break_it(pod)
 
     code, output = pod_security([pod])
