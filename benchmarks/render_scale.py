@@ -224,6 +224,7 @@ def _k8s_classes() -> dict[tuple[str, str], Any]:
         ("apps/v1", "Deployment"): k8s.apps.v1.Deployment,
         ("policy/v1", "PodDisruptionBudget"): k8s.policy.v1.PodDisruptionBudget,
         ("autoscaling/v2", "HorizontalPodAutoscaler"): k8s.autoscaling.v2.HorizontalPodAutoscaler,
+        ("v1", "ConfigMap"): k8s.core.v1.ConfigMap,
     }
 
 
@@ -238,8 +239,14 @@ def _resource_name(obj: dict[str, Any]) -> str:
 
 def register_directly(objects: list[dict[str, Any]]) -> None:
     """Create each object with its pulumi_kubernetes class: no components, parents, providers or checks."""
+    import pulumi_kubernetes as k8s
+
     classes = _k8s_classes()
     for obj in objects:
+        if "." in obj["apiVersion"].partition("/")[0]:  # a custom resource (KEDA, Prometheus Operator)
+            k8s.apiextensions.CustomResource(_resource_name(obj), api_version=obj["apiVersion"], kind=obj["kind"],
+                                             **{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")})
+            continue
         cls = classes.get((obj["apiVersion"], obj["kind"]))
         if cls is None:
             raise SystemExit(f"baseline: no pulumi_kubernetes class mapped for {obj['apiVersion']} {obj['kind']}")

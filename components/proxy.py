@@ -21,9 +21,8 @@ loses its proxy.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
-
-import yaml
 
 from .config import (
     PROXY_ADMIN_PORT,
@@ -62,8 +61,8 @@ REQUESTS_METRIC = "envoy_http_downstream_rq_total"
 CONFIG_DIR = "/etc/modelplane/proxy"
 """Where the proxy's ConfigMap is mounted."""
 
-CONFIG_FILE = "envoy.yaml"
-"""The Envoy bootstrap file in that ConfigMap."""
+CONFIG_FILE = "envoy.json"
+"""The Envoy bootstrap file in that ConfigMap (JSON: Envoy reads it by extension, and it renders fast)."""
 
 PROXY_USER = 65532
 """UID and GID the proxy runs as (the distroless images' ``nonroot`` user)."""
@@ -150,8 +149,9 @@ def _listener(name: str, port: int, stat_prefix: str, routes: list[dict[str, Any
 
 
 def config_text(spec: ApiConfig) -> str:
-    """The bootstrap as the YAML file Envoy reads."""
-    return yaml.safe_dump(envoy_config(spec), sort_keys=False)
+    """The bootstrap as the file Envoy reads."""
+    # Compact: the C encoder (an indented dump runs the pure-Python one, 50 times slower).
+    return json.dumps(envoy_config(spec))
 
 
 def config_map_name(name: str, spec: ApiConfig) -> str:

@@ -54,7 +54,7 @@ def envoy_configs(plan, find) -> dict[str, dict[str, Any]]:
     for config_map in find.objects(plan, "ConfigMap"):
         match = re.fullmatch(r"(.+)-proxy-[0-9a-f]{10}", config_map["metadata"]["name"])
         if match:
-            found[match.group(1)] = yaml.safe_load(config_map["data"]["envoy.yaml"])
+            found[match.group(1)] = yaml.safe_load(config_map["data"]["envoy.json"])
     return found
 
 

@@ -430,7 +430,7 @@ def envoy_bootstrap(config_maps: list[dict[str, Any]], api: str) -> dict[str, An
     import yaml
 
     [config_map] = [c for c in config_maps if c["metadata"]["name"].startswith(f"{api}-proxy-")]
-    return yaml.safe_load(config_map["data"]["envoy.yaml"])
+    return yaml.safe_load(config_map["data"]["envoy.json"])
 
 
 def pod_spec(deployment: dict[str, Any]) -> dict[str, Any]:
