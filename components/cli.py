@@ -217,7 +217,7 @@ def scaling_summary(api: ApiConfig) -> str:
     return f"{metric} {target:g} {unit}/replica{window} (KEDA)"
 
 
-NODE_START = {True: "3-6 min for a GPU node (boot, NVIDIA driver, device plugin)", False: "1-2 min for a CPU node"}
+NODE_START = {True: "3-6 min for a GPU node to boot and load its driver", False: "1-2 min for a CPU node"}
 """Rough time for a managed node group to add a ready node, for cold-start notes."""
 
 
