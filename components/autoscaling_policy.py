@@ -31,6 +31,9 @@ POLICY_PERIOD_SECONDS = 60
 POLLING_INTERVAL_SECONDS = 15
 """How often KEDA reads the metric (Cortex's autoscaler ran every 10 s; Prometheus scrapes every 15 s)."""
 
+FALLBACK_FAILURES = 3
+"""Consecutive failed metric reads after which KEDA falls back (45 s at the 15 s polling interval)."""
+
 KEDA_AWS_AUTH = "keda-aws"
 """TriggerAuthentication, in the API's namespace, that signs AWS calls with the KEDA operator's IAM role."""
 
@@ -151,8 +154,10 @@ def scaled_object_spec(target: str, spec: AutoscalingConfig, source: MetricSourc
             "query": source.query,
             "threshold": _number(source.threshold),
             "activationThreshold": _number(spec.activation_threshold),
-            # No samples (no traffic yet, or no replica) reads as zero load, not as an error.
-            "ignoreNullValues": "true",
+            # The proxy's series exist from its start, so no samples means scraping is broken: an
+            # error (replicas held), not zero load (scale-down). A custom query may well return
+            # nothing when idle (a rate over no series), which is zero load.
+            "ignoreNullValues": "true" if source.metric == "custom" else "false",
             **({"awsRegion": source.prometheus_region} if source.prometheus_region else {}),
         }}
     return {
@@ -163,6 +168,10 @@ def scaled_object_spec(target: str, spec: AutoscalingConfig, source: MetricSourc
         # KEDA's step from one replica to zero waits this long after the last activity; the HPA's
         # scale-down stabilisation governs every other step down.
         "cooldownPeriod": duration_seconds(spec.downscale_stabilization_period),
+        # Blind (Prometheus or SQS unreachable for three polls): keep the current replicas, at least
+        # minReplicas and one, instead of letting a monitoring outage scale an API down.
+        "fallback": {"failureThreshold": FALLBACK_FAILURES, "replicas": max(spec.min_replicas, 1),
+                     "behavior": "currentReplicasIfHigher"},
         "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior(spec, tolerances=False)}},
         "triggers": [{**trigger, "name": source.metric.lower(), **auth}],
     }

@@ -96,6 +96,10 @@ def test_gpu_api_with_default_settings_scales_on_in_flight_requests_through_keda
         'envoy_cluster_name="model"}[60s]))')
     assert scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"] == CORTEX_BEHAVIOR
     assert "authenticationRef" not in trigger  # an in-cluster Prometheus needs no AWS credentials
+    # The proxy's gauges always exist: an empty answer means broken scraping, which must not read as
+    # zero load; and when Prometheus is unreachable KEDA holds the current count.
+    assert trigger["metadata"]["ignoreNullValues"] == "false"
+    assert scaled["spec"]["fallback"] == {"failureThreshold": 3, "replicas": 1, "behavior": "currentReplicasIfHigher"}
     assert not [o for o in find.objects(dev_plan, "HorizontalPodAutoscaler") if o["metadata"]["name"] == "image-embed"]
 
 
@@ -157,6 +161,7 @@ def test_custom_metric_queries_the_servers_own_metrics(prod_plan, find) -> None:
     assert trigger["metadata"]["query"] == ('sum(vllm:num_requests_running{namespace="llm-chat"}) + '
                                             'sum(vllm:num_requests_waiting{namespace="llm-chat"})')
     assert trigger["metadata"]["threshold"] == "48"
+    assert trigger["metadata"]["ignoreNullValues"] == "true"  # a custom query may be empty when idle
     # No proxy: the PodMonitor scrapes the server's /metrics instead.
     assert monitor["spec"]["podMetricsEndpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
 
