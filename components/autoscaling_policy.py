@@ -20,6 +20,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from ._resource_options import depends_on_list
 from .config import KEDA_METRICS, AutoscalingConfig, duration_seconds
 
 __all__ = ["AutoscalingPolicy", "AutoscalingPolicyArgs", "KEDA_AWS_AUTH", "MetricSource", "hpa_behavior",
@@ -91,7 +92,10 @@ class AutoscalingPolicy(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:AutoscalingPolicy", name, None, opts)
         spec = args.spec
-        child = pulumi.ResourceOptions(parent=self)
+        # Children wait for what the policy waits for (the Deployment, the releases with the CRDs):
+        # depends_on is not inherited.
+        inherited = depends_on_list(opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=inherited)
         metadata = {"name": args.target, "namespace": args.namespace, "labels": args.labels}
         source = args.source
         if source is None:
@@ -127,10 +131,11 @@ class AutoscalingPolicy(pulumi.ComponentResource):
                 kind="ScaledObject",
                 metadata=metadata,
                 spec=scaled_object_spec(args.target, spec, source),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*inherited, *depends]),
             )
             self.hpa_name = pulumi.Output.from_input(f"keda-hpa-{args.target}")
         self.register_outputs({"hpa_name": self.hpa_name})
+
 
 
 def scaled_object_spec(target: str, spec: AutoscalingConfig, source: MetricSource) -> dict[str, Any]:

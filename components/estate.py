@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pulumi
 
-from .config import ConfigError, EstateConfig, config_from_pulumi, parse_estate
+from .config import ConfigError, EstateConfig, api_gpus, config_from_pulumi, parse_estate
 from .gpu_node_group import GpuNodeGroup
 from .model_api import ModelApi, ModelApiArgs, service_url
 from .node_group import NodeGroup, NodeGroupArgs, ami_type
@@ -68,6 +68,8 @@ class Estate(pulumi.ComponentResource):
         self.apis = {}
         for api, spec in config.apis.items():
             group = self.node_groups[spec.node_group]
+            # A GPU replica can only start once the device plugin advertises the node's GPUs.
+            gpu_ready = [self.cluster.device_plugin] if api_gpus(spec) and self.cluster.device_plugin else []
             self.apis[api] = ModelApi(
                 api,
                 ModelApiArgs(spec=spec, placement=group.placement,
@@ -78,11 +80,11 @@ class Estate(pulumi.ComponentResource):
                              prometheus_url=self.cluster.prometheus_url,
                              pod_monitor=config.installs_prometheus,
                              keda_role_name=self.cluster.keda_role.name if self.cluster.keda_role else None,
-                             kubernetes_version=config.cluster.kubernetes_version),
-                # The KEDA and Prometheus Operator releases bring the CRDs the API's objects use.
+                             kubernetes_version=config.cluster.kubernetes_version,
+                             # The KEDA and Prometheus Operator releases bring the CRDs its objects use.
+                             addons=self.cluster.autoscaling_addons),
                 opts=pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider],
-                                            depends_on=[group.managed_node_group,
-                                                        *self.cluster.autoscaling_addons]),
+                                            depends_on=[group.managed_node_group, *gpu_ready]),
             )
         self.cluster_name = self.cluster.cluster_name
         self.kubeconfig = self.cluster.kubeconfig

@@ -22,6 +22,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from . import proxy
+from ._resource_options import depends_on_list
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, MetricSource
 from .config import (
     CONFIG_DIR,
@@ -97,6 +98,8 @@ class ModelApiArgs:
     """Name of the KEDA operator's IAM role; a queue API grants it read access to the queue depth."""
     kubernetes_version: str | None = None
     """The cluster's Kubernetes minor version."""
+    addons: list[pulumi.Resource] = field(default_factory=list)
+    """Releases that install the CRDs the API's custom resources use (KEDA, Prometheus Operator); those wait for them."""
 
 
 class ModelApi(pulumi.ComponentResource):
@@ -163,7 +166,7 @@ class ModelApi(pulumi.ComponentResource):
             # inherited by children, so the Deployment takes it explicitly. A new config ConfigMap
             # must exist before the pod template that mounts it rolls out.
             opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[namespace, account, *config_resources, *_depends_on(opts)],
+                                        depends_on=[namespace, account, *config_resources, *depends_on_list(opts)],
                                         custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
         k8s.core.v1.Service(
@@ -176,6 +179,8 @@ class ModelApi(pulumi.ComponentResource):
             opts=in_namespace,
         )
         endpoints = scrape_endpoints(spec)
+        # Custom resources wait for the releases that bring their CRDs (depends_on is not inherited).
+        with_crds = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *args.addons])
         if endpoints and args.pod_monitor:
             k8s.apiextensions.CustomResource(
                 f"{name}-metrics",
@@ -187,7 +192,7 @@ class ModelApi(pulumi.ComponentResource):
                     "podMetricsEndpoints": [{"port": port, "path": path, "interval": f"{SCRAPE_INTERVAL_SECONDS}s"}
                                             for port, path in endpoints],
                 },
-                opts=in_namespace,
+                opts=with_crds,
             )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
@@ -206,7 +211,7 @@ class ModelApi(pulumi.ComponentResource):
             AutoscalingPolicyArgs(target=name, namespace=namespace_name, spec=spec.autoscaling,
                                   labels=labels, source=metric_source(name, namespace_name, args, queue_url),
                                   kubernetes_version=args.kubernetes_version),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, *args.addons]),
         )
         self.namespace = pulumi.Output.from_input(namespace_name)
         self.url = pulumi.Output.from_input(service_url(name, namespace_name))
@@ -304,12 +309,6 @@ def service_url(name: str, namespace: str) -> str:
     """In-cluster URL of an API's Service (known before anything is deployed)."""
     return f"http://{name}.{namespace}.svc.cluster.local"
 
-
-def _depends_on(opts: pulumi.ResourceOptions | None) -> list[pulumi.Resource]:
-    depends = opts.depends_on if opts is not None else None
-    if depends is None:
-        return []
-    return list(depends) if isinstance(depends, (list, tuple)) else [depends]  # type: ignore[list-item]
 
 
 def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: dict[str, str],

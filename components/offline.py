@@ -49,10 +49,12 @@ class Registered:
     parent: str
     custom: bool
     inputs: dict[str, Any]
+    dependencies: tuple[str, ...] = ()
+    """URNs the resource explicitly waits for (``depends_on``, resolved by the SDK)."""
 
     def as_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent,
-                "custom": self.custom, "inputs": normalize(self.inputs)}
+                "custom": self.custom, "dependsOn": sorted(self.dependencies), "inputs": normalize(self.inputs)}
 
 
 @dataclass
@@ -168,7 +170,7 @@ class RecordingMonitor(_mocks.MockMonitor):
         resource_id, state = self.mocks.new_resource(args)
         with self._lock:
             self.recorded.append(Registered(urn, request.type, request.name, request.parent,
-                                            bool(request.custom), inputs))
+                                            bool(request.custom), inputs, tuple(request.dependencies)))
             self.resources[urn] = _mocks.MockMonitor.ResourceRegistration(urn, resource_id or "", state)
         # The state is plain data, so it goes on the wire without the SDK's (async) serializer, which
         # would pump the event loop re-entrantly from inside this call.

@@ -104,6 +104,8 @@ class ServingCluster(pulumi.ComponentResource):
     """Prometheus address for KEDA: the installed one, the configured ``prometheus.url``, or None."""
     autoscaling_addons: list[pulumi.Resource]
     """Releases whose CRDs model APIs use (KEDA, Prometheus Operator): APIs wait for them."""
+    device_plugin: k8s.helm.v3.Release | None
+    """The NVIDIA device plugin release (None when no GPU group needs it); GPU APIs wait for it."""
 
     def __init__(self, name: str, args: ServingClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:ServingCluster", name, None, opts)
@@ -161,8 +163,7 @@ class ServingCluster(pulumi.ComponentResource):
         if args.cluster_autoscaler:
             _cluster_autoscaler(name, spec, args.region, self.oidc_provider_arn, self.oidc_provider_url,
                                 tags, add_on)
-        if args.nvidia_device_plugin:
-            _nvidia_device_plugin(name, add_on)
+        self.device_plugin = _nvidia_device_plugin(name, add_on) if args.nvidia_device_plugin else None
         self.keda_role = None
         self.autoscaling_addons = []
         if args.keda:
@@ -309,9 +310,9 @@ def _prometheus(name: str, spec: ClusterConfig, opts: pulumi.ResourceOptions) ->
     )
 
 
-def _nvidia_device_plugin(name: str, opts: pulumi.ResourceOptions) -> None:
+def _nvidia_device_plugin(name: str, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
     # GPU groups may carry user taints besides nvidia.com/gpu; the plugin must run on every GPU node.
-    _chart_release(name, "nvidia-device-plugin", "kube-system", {"tolerations": [{"operator": "Exists"}]}, opts)
+    return _chart_release(name, "nvidia-device-plugin", "kube-system", {"tolerations": [{"operator": "Exists"}]}, opts)
 
 
 def _chart_release(name: str, chart: str, namespace: str, values: dict[str, Any],

@@ -400,3 +400,48 @@ def test_autoscaling_config_mistakes_are_named(stack_configs, edits, where: str,
     assert found[0].startswith(f"modelplane:apis.{where}: " if not where.startswith("cluster")
                                else f"modelplane:{where}: "), found
     assert says in found[0]
+
+
+# ------------------------------------------------------------------------ creation order
+
+def _urn(plan, type_: str, name: str) -> str:
+    [urn] = [r.urn for r in plan.resources if (r.type, r.name) == (type_, name)]
+    return urn
+
+
+def _waits_for(plan, type_: str, name: str) -> set[str]:
+    [resource] = [r for r in plan.resources if (r.type, r.name) == (type_, name)]
+    return set(resource.dependencies)
+
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def test_custom_resources_wait_for_the_releases_that_bring_their_crds(dev_plan) -> None:
+    # depends_on is not inherited by a component's children: without these, a first `pulumi up`
+    # could create a ScaledObject before KEDA's CRDs exist and fail.
+    keda = _urn(dev_plan, RELEASE, "ml-dev-keda")
+    prometheus = _urn(dev_plan, RELEASE, "ml-dev-kube-prometheus-stack")
+
+    for name in ("image-embed-autoscaling", "doc-embed-autoscaling"):
+        assert keda in _waits_for(dev_plan, "kubernetes:keda.sh/v1alpha1:ScaledObject", name)
+    assert keda in _waits_for(dev_plan, "kubernetes:keda.sh/v1alpha1:TriggerAuthentication",
+                              "doc-embed-autoscaling-aws-auth")
+    for name in ("image-embed-metrics", "sentiment-metrics"):
+        assert prometheus in _waits_for(dev_plan, "kubernetes:monitoring.coreos.com/v1:PodMonitor", name)
+    # ... and the ScaledObject also waits for the Deployment it scales.
+    assert _urn(dev_plan, "kubernetes:apps/v1:Deployment", "image-embed") in _waits_for(
+        dev_plan, "kubernetes:keda.sh/v1alpha1:ScaledObject", "image-embed-autoscaling")
+
+
+def test_deployments_wait_for_their_node_group_configmaps_and_gpu_device_plugin(dev_plan) -> None:
+    plugin = _urn(dev_plan, RELEASE, "ml-dev-nvidia-device-plugin")
+    embed = _waits_for(dev_plan, "kubernetes:apps/v1:Deployment", "image-embed")
+    sentiment = _waits_for(dev_plan, "kubernetes:apps/v1:Deployment", "sentiment")
+
+    assert plugin in embed and plugin not in sentiment
+    assert _urn(dev_plan, "eks:index:ManagedNodeGroup", "gpu-spot") in embed
+    assert _urn(dev_plan, "kubernetes:core/v1:ConfigMap", "image-embed-proxy") in embed
+    assert _urn(dev_plan, "eks:index:ManagedNodeGroup", "cpu") in sentiment
+    # Nothing in an API waits for the add-ons it does not use.
+    assert not any(r.type == RELEASE for r in dev_plan.resources if r.urn in sentiment)
