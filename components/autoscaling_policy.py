@@ -98,6 +98,13 @@ class AutoscalingPolicy(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, depends_on=inherited)
         metadata = {"name": args.target, "namespace": args.namespace, "labels": args.labels}
         source = args.source
+        version = args.kubernetes_version
+        if (spec.upscale_tolerance is not None or spec.downscale_tolerance is not None) and (
+                source is not None or (version is not None and tuple(map(int, version.split("."))) < (1, 35))):
+            # The stack-file path reports this as a config error first; this guards direct use.
+            raise ValueError(f"AutoscalingPolicy {name!r}: HPA tolerances need a cpu/memory metric on "
+                             f"Kubernetes 1.35+ (metric {source.metric if source else spec.metric}, "
+                             f"Kubernetes {version})")
         if source is None:
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 name,

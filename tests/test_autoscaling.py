@@ -445,3 +445,27 @@ def test_deployments_wait_for_their_node_group_configmaps_and_gpu_device_plugin(
     assert _urn(dev_plan, "eks:index:ManagedNodeGroup", "cpu") in sentiment
     # Nothing in an API waits for the add-ons it does not use.
     assert not any(r.type == RELEASE for r in dev_plan.resources if r.urn in sentiment)
+
+
+def test_component_refuses_tolerances_it_cannot_render() -> None:
+    # Direct users of AutoscalingPolicy skip the stack-file validation; the component itself refuses.
+    import pulumi
+
+    from modelplane.autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, MetricSource
+    from modelplane.config import AutoscalingConfig
+    from modelplane.offline import start_mock_engine
+
+    start_mock_engine("tolerance", "us-east-1")
+    try:
+        spec = AutoscalingConfig.model_validate({"metric": "cpu", "upscaleTolerance": 0.05})
+        with pytest.raises(ValueError, match="need a cpu/memory metric on Kubernetes 1.35"):
+            AutoscalingPolicy("old", AutoscalingPolicyArgs(target="x", namespace="x", spec=spec,
+                                                           kubernetes_version="1.33"))
+        with pytest.raises(ValueError, match="metric inFlight"):
+            AutoscalingPolicy("keda", AutoscalingPolicyArgs(
+                target="x", namespace="x", spec=spec, kubernetes_version="1.35",
+                source=MetricSource("inFlight", 1, query="q", prometheus_url="http://p")))
+    finally:
+        import gc
+        gc.enable()
+        pulumi.runtime.settings.reset_options()
