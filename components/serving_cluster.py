@@ -27,22 +27,39 @@ from .node_group import NodeGroup, NodeGroupArgs
 from .irsa import service_account_role
 from .placement import NODE_GROUP_LABEL
 
-__all__ = ["ServingCluster", "ServingClusterArgs", "CHARTS", "KEDA_VERSIONS", "PROMETHEUS_URL", "SYSTEM_GROUP"]
+__all__ = ["AUTOSCALER_IMAGES", "CHARTS", "PROMETHEUS_URL", "SYSTEM_GROUP", "ServingCluster", "ServingClusterArgs",
+           "VERSIONS_BY_KUBERNETES"]
 
 SYSTEM_GROUP = "system"
 """Node-group label value of the system node group; add-ons are pinned to it."""
 
 CHARTS = {
-    "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "9.43.1"),
+    "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "9.51.0"),
     "nvidia-device-plugin": ("https://nvidia.github.io/k8s-device-plugin", "0.17.1"),
     "keda": ("https://kedacore.github.io/charts", "2.20.2"),
     "kube-prometheus-stack": ("https://prometheus-community.github.io/helm-charts", "88.5.3"),
 }
-"""Helm charts the cluster installs: name -> (repository, pinned chart version)."""
+"""Helm charts the cluster installs: name -> (repository, pinned chart version for Kubernetes 1.33).
 
-KEDA_VERSIONS = {"1.31": "2.18.2", "1.32": "2.19.0", "1.33": "2.20.2", "1.34": "2.20.2", "1.35": "2.20.2"}
-"""KEDA chart per Kubernetes minor: the newest release KEDA tests against that version."""
-assert set(KEDA_VERSIONS) == set(KUBERNETES_VERSIONS)
+Charts whose release must match the control plane take their version from
+:data:`VERSIONS_BY_KUBERNETES` instead."""
+
+VERSIONS_BY_KUBERNETES: dict[str, dict[str, str]] = {
+    # The newest chart whose appVersion is that minor's autoscaler. Charts before 9.46.3 lack the
+    # volumeattachments RBAC that autoscaler 1.32+ needs (kubernetes/autoscaler#7663): with them it
+    # runs but never scales.
+    "cluster-autoscaler": {"1.31": "9.43.1", "1.32": "9.46.6", "1.33": "9.51.0", "1.34": "9.53.0",
+                           "1.35": "9.59.0"},
+    # The newest KEDA release tested against that minor (KEDA's compatibility table).
+    "keda": {"1.31": "2.18.2", "1.32": "2.19.0", "1.33": "2.20.2", "1.34": "2.20.2", "1.35": "2.20.2"},
+}
+"""Chart version per Kubernetes minor, for add-ons tied to the control plane's version."""
+
+AUTOSCALER_IMAGES = {"1.31": "v1.31.0", "1.32": "v1.32.0", "1.33": "v1.33.0", "1.34": "v1.34.2", "1.35": "v1.35.0"}
+"""Cluster-autoscaler image per minor: each chart's own default tag, pinned here so a chart bump cannot move it."""
+
+assert all(set(by_minor) == set(KUBERNETES_VERSIONS) for by_minor in VERSIONS_BY_KUBERNETES.values())
+assert set(AUTOSCALER_IMAGES) == set(KUBERNETES_VERSIONS)
 
 MONITORING_NAMESPACE = "monitoring"
 _PROMETHEUS_NAME = "kube-prometheus"
@@ -241,7 +258,7 @@ def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: p
             "awsRegion": region,
             "autoDiscovery": {"clusterName": spec.name},
             # The autoscaler's minor version must match the control plane's.
-            "image": {"tag": f"v{spec.kubernetes_version}.0"},
+            "image": {"tag": AUTOSCALER_IMAGES[spec.kubernetes_version]},
             "rbac": {"serviceAccount": {"name": account,
                                         "annotations": {"eks.amazonaws.com/role-arn": role.arn}}},
             "extraArgs": {
@@ -251,7 +268,7 @@ def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: p
             },
             "nodeSelector": {NODE_GROUP_LABEL: SYSTEM_GROUP},
         },
-        opts,
+        opts, version=VERSIONS_BY_KUBERNETES["cluster-autoscaler"][spec.kubernetes_version],
     )
 
 
@@ -281,7 +298,7 @@ def _keda(name: str, spec: ClusterConfig, oidc_arn: pulumi.Input[str], oidc_url:
             "serviceAccount": {"operator": {"name": account}},
             "nodeSelector": {NODE_GROUP_LABEL: SYSTEM_GROUP},
         },
-        opts, version=KEDA_VERSIONS[spec.kubernetes_version], create_namespace=True,
+        opts, version=VERSIONS_BY_KUBERNETES["keda"][spec.kubernetes_version], create_namespace=True,
     )
     return role, release
 
@@ -294,7 +311,9 @@ def _prometheus(name: str, spec: ClusterConfig, opts: pulumi.ResourceOptions) ->
             "fullnameOverride": _PROMETHEUS_NAME,
             "grafana": {"enabled": False},
             "alertmanager": {"enabled": False},
-            "prometheusOperator": {"nodeSelector": system},
+            # The operator and its webhook-certificate Jobs stay on the system nodes too.
+            "prometheusOperator": {"nodeSelector": system,
+                                   "admissionWebhooks": {"patch": {"nodeSelector": system}}},
             "kube-state-metrics": {"nodeSelector": system},
             "prometheus": {"prometheusSpec": {
                 # Scrape every PodMonitor in the cluster, not only those labelled for this release.

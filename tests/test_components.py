@@ -723,8 +723,25 @@ def test_helm_releases_are_pinned(dev_plan, find) -> None:
         assert release["chart"] == chart
         assert re.fullmatch(r"\d+\.\d+\.\d+", release["version"]), release["version"]
         assert (release["repositoryOpts"]["repo"], release["version"]) == CHARTS[chart]
-    assert autoscaler["version"] == "9.43.1"
+    assert autoscaler["version"] == "9.51.0"
     assert plugin["version"] == "0.17.1"
+
+
+@pytest.mark.parametrize(("kubernetes", "chart", "image"), [
+    # Chart appVersion = the control plane's minor; 1.32+ need chart >= 9.46.3 for the
+    # volumeattachments RBAC (kubernetes/autoscaler#7663), which these all have.
+    ("1.31", "9.43.1", "v1.31.0"),
+    ("1.32", "9.46.6", "v1.32.0"),
+    ("1.33", "9.51.0", "v1.33.0"),
+    ("1.34", "9.53.0", "v1.34.2"),
+    ("1.35", "9.59.0", "v1.35.0"),
+])
+def test_cluster_autoscaler_matches_the_control_plane(render, stack_configs, find, kubernetes: str, chart: str,
+                                                      image: str) -> None:
+    plan = render("dev", stack_configs.edited("dev", (("modelplane:cluster", "kubernetesVersion"), kubernetes)))
+    release = find.one(plan, RELEASE, "ml-dev-cluster-autoscaler").inputs
+
+    assert (release["version"], release["values"]["image"]["tag"]) == (chart, image)
 
 
 def test_cluster_autoscaler_values(dev_plan, find) -> None:
@@ -734,7 +751,7 @@ def test_cluster_autoscaler_values(dev_plan, find) -> None:
     assert values["awsRegion"] == "us-east-1"
     assert values["autoDiscovery"] == {"clusterName": "ml-dev"}
     # The autoscaler's minor version must match the control plane's.
-    assert values["image"]["tag"].startswith("v1.33.")
+    assert values["image"]["tag"] == "v1.33.0"
     assert values["nodeSelector"] == {NODE_GROUP_LABEL: "system"}
     assert values["rbac"]["serviceAccount"] == {
         "name": "cluster-autoscaler",
