@@ -167,7 +167,9 @@ def proxy_container(spec: ApiConfig, mounts: list[dict[str, Any]]) -> dict[str, 
         "restartPolicy": "Always",
         # One worker thread: Envoy's circuit-breaker limits are then exact, not per-thread approximations,
         # and one thread forwards far more requests per second than a model replica serves.
-        "args": ["--config-path", f"{CONFIG_DIR}/{CONFIG_FILE}", "--concurrency", "1", "--log-level", "warn"],
+        # No hot restart (a sidecar is replaced, never hot-restarted): no shared-memory region to set up.
+        "args": ["--config-path", f"{CONFIG_DIR}/{CONFIG_FILE}", "--concurrency", "1", "--disable-hot-restart",
+                 "--log-level", "warn"],
         "ports": [{"name": "proxy", "containerPort": PROXY_PORT, "protocol": "TCP"},
                   {"name": "metrics", "containerPort": PROXY_METRICS_PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": spec.proxy.cpu, "memory": spec.proxy.mem},

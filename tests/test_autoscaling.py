@@ -344,7 +344,8 @@ def test_proxy_is_a_native_sidecar_that_outlives_the_server(dev_plan, find) -> N
     assert proxy["image"] == "envoyproxy/envoy:distroless-v1.39.6"
     assert proxy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
     assert proxy["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}}
-    assert "--concurrency" in proxy["args"] and proxy["args"][proxy["args"].index("--concurrency") + 1] == "1"
+    assert proxy["args"] == ["--config-path", "/etc/modelplane/proxy/envoy.json", "--concurrency", "1",
+                             "--disable-hot-restart", "--log-level", "warn"]
 
 
 # ------------------------------------------------------------------------ config rules
