@@ -1050,6 +1050,12 @@ def _check_autoscaling(api: ApiConfig, path: tuple[str | int, ...],
     if metric in ("inFlight", "rps") and not api.proxy.enabled:
         yield Issue(at + ("metric",), f"{metric} is measured by the proxy, which is off for this API; turn it on "
                                       "or scale on `custom` with a query of your server's own metric")
+    if metric == "inFlight" and api.proxy.enabled and scaling.target_in_flight is not None \
+            and scaling.target_in_flight > api.max_concurrency + api.max_queue_length:
+        yield Issue(at + ("targetInFlight",), f"{scaling.target_in_flight:g} can never be reached: a replica holds "
+                                              f"at most maxConcurrency + maxQueueLength = "
+                                              f"{api.max_concurrency + api.max_queue_length} requests and refuses "
+                                              "the rest with 503, so the API would never scale up")
     if metric == "rps" and scaling.target_rps is None:
         yield Issue(at + ("targetRps",), "is required with metric rps: the requests per second one replica "
                                          "should serve")

@@ -379,6 +379,8 @@ SENTIMENT = (APIS, "sentiment")
     ([((CLUSTER, "kubernetesVersion"), "1.35"), ((*EMBED, "autoscaling", "downscaleTolerance"), 0.05)],
      "image-embed.autoscaling.downscaleTolerance", "ScaledObject has no tolerance field"),
     ([((*EMBED, "autoscaling", "window"), "10s")], "image-embed.autoscaling.window", "between 30s"),
+    ([((*EMBED, "maxQueueLength"), 3), ((*EMBED, "autoscaling", "targetInFlight"), 5)],
+     "image-embed.autoscaling.targetInFlight", "at most maxConcurrency + maxQueueLength = 4 requests"),
     ([((*SENTIMENT, "autoscaling", "activationThreshold"), 2)], "sentiment.autoscaling.activationThreshold",
      "applies to KEDA metrics"),
     ([((*EMBED, "port"), 9902)], "image-embed.port", "taken by the proxy"),
