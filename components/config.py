@@ -1087,6 +1087,12 @@ def _check_autoscaling(api: ApiConfig, path: tuple[str | int, ...],
             yield Issue(at + (to_camel(knob),), f"HPA tolerance is an alpha feature before Kubernetes 1.35 and EKS "
                                                 f"does not enable alpha features; this cluster runs {version}. "
                                                 "Remove it or set cluster.kubernetesVersion to 1.35")
+    if api.queue is not None and api.queue.url is None and cluster is not None:
+        queue_name = f"{cluster.name}-{path[-1]}"
+        if len(queue_name) > 80:
+            yield Issue(path + ("queue",), f"the queue modelplane creates would be named {queue_name!r}, "
+                                           f"{len(queue_name)} characters; SQS allows 80: shorten the cluster or "
+                                           "API name, or give the url of an existing queue")
     if api.queue is not None and api.queue.url is not None \
             and "visibility_timeout_seconds" in api.queue.model_fields_set:
         yield Issue(path + ("queue", "visibilityTimeoutSeconds"), "applies to a queue modelplane creates; set the "

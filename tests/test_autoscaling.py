@@ -472,3 +472,15 @@ def test_component_refuses_tolerances_it_cannot_render() -> None:
         import gc
         gc.enable()
         pulumi.runtime.settings.reset_options()
+
+
+def test_a_created_queue_name_must_fit_sqs_limit(stack_configs) -> None:
+    longest = "ml-" + "x" * 36 + "a"  # 40 characters, the most a cluster name may have
+    worker = stack_configs.load("dev")[APIS]["doc-embed"]
+
+    found = issues_of(stack_configs, ((CLUSTER, "name"), longest),
+                      ((APIS, "doc-embed"), stack_configs.DELETE), ((APIS, "d" * 40), worker))
+
+    assert found == [f"modelplane:apis.{'d' * 40}.queue: the queue modelplane creates would be named "
+                     f"'{longest}-{'d' * 40}', 81 characters; SQS allows 80: shorten the cluster or API name, "
+                     "or give the url of an existing queue"]
