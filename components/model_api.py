@@ -148,12 +148,14 @@ class ModelApi(pulumi.ComponentResource):
                 immutable=True,
                 opts=in_namespace,
             ))
+        proxy_config_map = None
         if spec.proxy.enabled:
+            proxy_config_map, proxy_config = proxy.config_map(name, spec)
             config_resources.append(k8s.core.v1.ConfigMap(
                 f"{name}-proxy",
                 # Content-named and immutable like the model config: a new limit rolls the replicas.
-                metadata={**metadata, "name": proxy.config_map_name(name, spec)},
-                data={proxy.CONFIG_FILE: proxy.config_text(spec)},
+                metadata={**metadata, "name": proxy_config_map},
+                data={proxy.CONFIG_FILE: proxy_config},
                 immutable=True,
                 opts=in_namespace,
             ))
@@ -161,7 +163,7 @@ class ModelApi(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
-            spec=deployment_spec(name, spec, args.placement, selector, labels, name, queue_url),
+            spec=deployment_spec(name, spec, args.placement, selector, labels, name, queue_url, proxy_config_map),
             # Replicas need the node group (and its device plugin) to exist: opts.depends_on is not
             # inherited by children, so the Deployment takes it explicitly. A new config ConfigMap
             # must exist before the pod template that mounts it rolls out.
@@ -313,13 +315,19 @@ def service_url(name: str, namespace: str) -> str:
 
 def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: dict[str, str],
                     labels: dict[str, str], service_account: pulumi.Input[str],
-                    queue_url: pulumi.Input[str] | None = None) -> dict[str, Any]:
-    """The Deployment ``spec`` of an API (no ``replicas``: the autoscaler owns that field)."""
+                    queue_url: pulumi.Input[str] | None = None,
+                    proxy_config_map: str | None = None) -> dict[str, Any]:
+    """The Deployment ``spec`` of an API (no ``replicas``: the autoscaler owns that field).
+
+    ``proxy_config_map`` is the name :func:`proxy.config_map` gave the proxy's ConfigMap (computed here
+    when not given).
+    """
     max_surge, max_unavailable = effective_update_strategy(spec)
     mounts, volumes = writable_volumes(name, spec)
     proxy_mounts: list[dict[str, Any]] = []
     if spec.proxy.enabled:
-        volumes.append({"name": "proxy-config", "configMap": {"name": proxy.config_map_name(name, spec)}})
+        proxy_config_map = proxy_config_map or proxy.config_map(name, spec)[0]
+        volumes.append({"name": "proxy-config", "configMap": {"name": proxy_config_map}})
         proxy_mounts.append({"name": "proxy-config", "mountPath": proxy.CONFIG_DIR, "readOnly": True})
     # An external Prometheus finds the metrics by the conventional annotations (which name one endpoint:
     # the proxy's when it runs, else the server's own).

@@ -39,7 +39,7 @@ __all__ = [
     "MODEL_CLUSTER",
     "PROXY_USER",
     "REQUESTS_METRIC",
-    "config_map_name",
+    "config_map",
     "envoy_config",
     "in_flight_query",
     "proxy_container",
@@ -148,15 +148,15 @@ def _listener(name: str, port: int, stat_prefix: str, routes: list[dict[str, Any
     }
 
 
-def config_text(spec: ApiConfig) -> str:
-    """The bootstrap as the file Envoy reads."""
+def config_map(name: str, spec: ApiConfig) -> tuple[str, str]:
+    """(ConfigMap name, bootstrap file) of an API's proxy.
+
+    The name is ``<api>-proxy-<content digest>``: a new proxy config is a new
+    ConfigMap, and the replicas roll.
+    """
     # Compact: the C encoder (an indented dump runs the pure-Python one, 50 times slower).
-    return json.dumps(envoy_config(spec))
-
-
-def config_map_name(name: str, spec: ApiConfig) -> str:
-    """``<api>-proxy-<content digest>``: a new proxy config is a new ConfigMap, and the replicas roll."""
-    return f"{name}-proxy-{hashlib.sha256(config_text(spec).encode()).hexdigest()[:10]}"
+    text = json.dumps(envoy_config(spec))
+    return f"{name}-proxy-{hashlib.sha256(text.encode()).hexdigest()[:10]}", text
 
 
 def proxy_container(spec: ApiConfig, mounts: list[dict[str, Any]]) -> dict[str, Any]:
