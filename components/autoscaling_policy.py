@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ._resource_options import depends_on_list
-from .config import KEDA_METRICS, AutoscalingConfig, duration_seconds
+from .config import KEDA_METRICS, AutoscalingConfig, duration_seconds, has_hpa_tolerance
 
 __all__ = ["AutoscalingPolicy", "AutoscalingPolicyArgs", "KEDA_AWS_AUTH", "MetricSource", "hpa_behavior",
            "hpa_metrics", "scaled_object_spec"]
@@ -100,7 +100,7 @@ class AutoscalingPolicy(pulumi.ComponentResource):
         source = args.source
         version = args.kubernetes_version
         if (spec.upscale_tolerance is not None or spec.downscale_tolerance is not None) and (
-                source is not None or (version is not None and tuple(map(int, version.split("."))) < (1, 35))):
+                source is not None or (version is not None and not has_hpa_tolerance(version))):
             # The stack-file path reports this as a config error first; this guards direct use.
             raise ValueError(f"AutoscalingPolicy {name!r}: HPA tolerances need a cpu/memory metric on "
                              f"Kubernetes 1.35+ (metric {source.metric if source else spec.metric}, "

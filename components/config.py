@@ -601,6 +601,11 @@ def scaling_target(api: ApiConfig) -> float:
     return float(scaling.target_utilization)
 
 
+def has_hpa_tolerance(kubernetes_version: str) -> bool:
+    """Whether the HPA's per-direction ``tolerance`` works on this minor (beta, on by default, from 1.35)."""
+    return tuple(map(int, kubernetes_version.split("."))) >= (1, 35)
+
+
 def amp_workspace(url: str | None) -> tuple[str, str] | None:
     """(region, workspace id) when ``url`` is an Amazon Managed Prometheus workspace, else None."""
     match = AMP_URL.match(url or "")
@@ -1083,7 +1088,7 @@ def _check_autoscaling(api: ApiConfig, path: tuple[str | int, ...],
         if metric in KEDA_METRICS:
             yield Issue(at + (to_camel(knob),), "KEDA's ScaledObject has no tolerance field, so its HPA uses the "
                                                 "cluster's 0.1; remove it (or scale on cpu/memory)")
-        elif version is not None and tuple(map(int, version.split("."))) < (1, 35):
+        elif version is not None and not has_hpa_tolerance(version):
             yield Issue(at + (to_camel(knob),), f"HPA tolerance is an alpha feature before Kubernetes 1.35 and EKS "
                                                 f"does not enable alpha features; this cluster runs {version}. "
                                                 "Remove it or set cluster.kubernetesVersion to 1.35")
