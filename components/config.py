@@ -601,6 +601,14 @@ def scaling_target(api: ApiConfig) -> float:
     return float(scaling.target_utilization)
 
 
+def sqs_queue(url: str) -> tuple[str, str, str]:
+    """(region, account, queue name) of an SQS queue URL (validated by :data:`SQS_URL`)."""
+    match = SQS_URL.match(url)
+    if match is None:
+        raise ValueError(f"not an SQS queue URL: {url!r}")
+    return match.group(1), match.group(2), match.group(3)
+
+
 def has_hpa_tolerance(kubernetes_version: str) -> bool:
     """Whether the HPA's per-direction ``tolerance`` works on this minor (beta, on by default, from 1.35)."""
     return tuple(map(int, kubernetes_version.split("."))) >= (1, 35)

@@ -8,6 +8,8 @@ import json
 import pulumi
 import pulumi_aws as aws
 
+from .config import sqs_queue
+
 __all__ = ["s3_read_policy", "service_account_role", "sqs_consume_policy", "sqs_depth_policy",
            "sqs_queue_arn"]
 
@@ -59,7 +61,7 @@ def s3_read_policy(uri: str) -> str:
 
 def sqs_queue_arn(url: str) -> str:
     """The ARN of the queue at ``https://sqs.<region>.amazonaws.com/<account>/<name>``."""
-    region, account, name = url.removeprefix("https://sqs.").replace(".amazonaws.com/", "/").split("/")
+    region, account, name = sqs_queue(url)
     return f"arn:aws:sqs:{region}:{account}:{name}"
 
 

@@ -31,7 +31,6 @@ from .config import (
     SCRAPE_INTERVAL_SECONDS,
     SHM_DIR,
     SOCKET_DIR,
-    SQS_URL,
     ApiConfig,
     ContainerComputeConfig,
     ProbeConfig,
@@ -40,6 +39,7 @@ from .config import (
     effective_update_strategy,
     scaling_metric,
     scaling_target,
+    sqs_queue,
     uses_keda,
 )
 from .irsa import s3_read_policy, service_account_role, sqs_consume_policy, sqs_depth_policy, sqs_queue_arn
@@ -275,7 +275,7 @@ def metric_source(name: str, namespace: str, args: ModelApiArgs,
     threshold = scaling_target(spec)
     if metric == "queue":
         assert spec.queue is not None and queue_url is not None
-        region = SQS_URL.match(spec.queue.url).group(1) if spec.queue.url else args.region  # type: ignore[union-attr]
+        region = sqs_queue(spec.queue.url)[0] if spec.queue.url else args.region
         if region is None:
             raise ValueError(f"ModelApi {name!r} creates its queue and needs region in its args")
         return MetricSource(metric, threshold, queue_url=queue_url, queue_region=region)
