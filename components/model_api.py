@@ -192,7 +192,7 @@ class ModelApi(pulumi.ComponentResource):
                 spec={
                     "selector": {"matchLabels": selector},
                     "podMetricsEndpoints": [{"port": port, "path": path, "interval": f"{SCRAPE_INTERVAL_SECONDS}s"}
-                                            for port, path in endpoints],
+                                            for port, _, path in endpoints],
                 },
                 opts=with_crds,
             )
@@ -294,11 +294,11 @@ def metric_source(name: str, namespace: str, args: ModelApiArgs,
                         prometheus_region=amp[0] if amp else None)
 
 
-def scrape_endpoints(spec: ApiConfig) -> list[tuple[str, str]]:
-    """(container port name, path) of every Prometheus endpoint in a replica: the proxy's and the server's."""
-    endpoints = [("metrics", "/stats/prometheus")] if spec.proxy.enabled else []
+def scrape_endpoints(spec: ApiConfig) -> list[tuple[str, int, str]]:
+    """(container port name, port, path) of every Prometheus endpoint in a replica: the proxy's, the server's."""
+    endpoints = [("metrics", PROXY_METRICS_PORT, "/stats/prometheus")] if spec.proxy.enabled else []
     if spec.metrics_path is not None:
-        endpoints.append(("http", spec.metrics_path))
+        endpoints.append(("http", spec.port, spec.metrics_path))
     return endpoints
 
 
@@ -334,9 +334,8 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
     endpoints = scrape_endpoints(spec)
     scrape = {}
     if endpoints:
-        port = PROXY_METRICS_PORT if endpoints[0][0] == "metrics" else spec.port
-        scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(port),
-                  "prometheus.io/path": endpoints[0][1]}
+        _, port, path = endpoints[0]
+        scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
     return {
         "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 10,
