@@ -228,6 +228,7 @@ def cold_start_note(estate: EstateConfig, name: str) -> str | None:
     if scaling.min_replicas > 0:
         return None
     group = estate.node_groups[api.node_group]
+    queued = scaling_metric(api) == "queue"
     waits = []
     if group.min_size == 0:
         waits.append(f"a node of {api.node_group!r} if none has room ({NODE_START[group.gpu]}; "
@@ -238,12 +239,12 @@ def cold_start_note(estate: EstateConfig, name: str) -> str | None:
         waits.append(f"the model load (startup probe allows up to {budget}s)")
     else:
         waits.append("the model load until the readiness probe passes")
-    held = ("messages wait in the queue meanwhile, none is lost" if scaling_metric(api) == "queue"
+    held = ("messages wait in the queue meanwhile, none is lost" if queued
             else "callers must wait or retry meanwhile: with no replica the Service refuses connections")
     idle = duration_seconds(scaling.downscale_stabilization_period)
-    load = ("its queue last held" if scaling_metric(api) == "queue" else "its query last read")
+    load = "its queue last held" if queued else "its query last read"
     return (f"{name}: drops to 0 replicas {idle}s after {load} more than {scaling.activation_threshold:g}; "
-            f"the next {'message' if scaling_metric(api) == 'queue' else 'request'} then waits for "
+            f"the next {'message' if queued else 'request'} then waits for "
             + ", then ".join(waits) + f"; {held}")
 
 
