@@ -28,37 +28,38 @@ from .irsa import service_account_role
 from .placement import NODE_GROUP_LABEL
 
 __all__ = ["AUTOSCALER_IMAGES", "CHARTS", "PROMETHEUS_URL", "SYSTEM_GROUP", "ServingCluster", "ServingClusterArgs",
-           "VERSIONS_BY_KUBERNETES"]
+           "chart_version"]
 
 SYSTEM_GROUP = "system"
 """Node-group label value of the system node group; add-ons are pinned to it."""
 
-CHARTS = {
-    "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", "9.51.0"),
-    "nvidia-device-plugin": ("https://nvidia.github.io/k8s-device-plugin", "0.17.1"),
-    "keda": ("https://kedacore.github.io/charts", "2.20.2"),
-    "kube-prometheus-stack": ("https://prometheus-community.github.io/helm-charts", "88.5.3"),
-}
-"""Helm charts the cluster installs: name -> (repository, pinned chart version for Kubernetes 1.33).
-
-Charts whose release must match the control plane take their version from
-:data:`VERSIONS_BY_KUBERNETES` instead."""
-
-VERSIONS_BY_KUBERNETES: dict[str, dict[str, str]] = {
+CHARTS: dict[str, tuple[str, str | dict[str, str]]] = {
     # The newest chart whose appVersion is that minor's autoscaler. Charts before 9.46.3 lack the
     # volumeattachments RBAC that autoscaler 1.32+ needs (kubernetes/autoscaler#7663): with them it
     # runs but never scales.
-    "cluster-autoscaler": {"1.31": "9.43.1", "1.32": "9.46.6", "1.33": "9.51.0", "1.34": "9.53.0",
-                           "1.35": "9.59.0"},
+    "cluster-autoscaler": ("https://kubernetes.github.io/autoscaler", {
+        "1.31": "9.43.1", "1.32": "9.46.6", "1.33": "9.51.0", "1.34": "9.53.0", "1.35": "9.59.0"}),
+    "nvidia-device-plugin": ("https://nvidia.github.io/k8s-device-plugin", "0.17.1"),
     # The newest KEDA release tested against that minor (KEDA's compatibility table).
-    "keda": {"1.31": "2.18.2", "1.32": "2.19.0", "1.33": "2.20.2", "1.34": "2.20.2", "1.35": "2.20.2"},
+    "keda": ("https://kedacore.github.io/charts", {
+        "1.31": "2.18.2", "1.32": "2.19.0", "1.33": "2.20.2", "1.34": "2.20.2", "1.35": "2.20.2"}),
+    "kube-prometheus-stack": ("https://prometheus-community.github.io/helm-charts", "88.5.3"),
 }
-"""Chart version per Kubernetes minor, for add-ons tied to the control plane's version."""
+"""Helm charts the cluster installs: name -> (repository, pinned chart version).
+
+Add-ons tied to the control plane's version pin one chart version per Kubernetes minor."""
+
+
+def chart_version(chart: str, kubernetes_version: str) -> str:
+    """The pinned version of one of :data:`CHARTS` for a cluster of ``kubernetes_version``."""
+    pinned = CHARTS[chart][1]
+    return pinned if isinstance(pinned, str) else pinned[kubernetes_version]
+
 
 AUTOSCALER_IMAGES = {"1.31": "v1.31.0", "1.32": "v1.32.0", "1.33": "v1.33.0", "1.34": "v1.34.2", "1.35": "v1.35.0"}
 """Cluster-autoscaler image per minor: each chart's own default tag, pinned here so a chart bump cannot move it."""
 
-assert all(set(by_minor) == set(KUBERNETES_VERSIONS) for by_minor in VERSIONS_BY_KUBERNETES.values())
+assert all(set(pinned) == set(KUBERNETES_VERSIONS) for _, pinned in CHARTS.values() if isinstance(pinned, dict))
 assert set(AUTOSCALER_IMAGES) == set(KUBERNETES_VERSIONS)
 
 MONITORING_NAMESPACE = "monitoring"
@@ -180,7 +181,7 @@ class ServingCluster(pulumi.ComponentResource):
         if args.cluster_autoscaler:
             _cluster_autoscaler(name, spec, args.region, self.oidc_provider_arn, self.oidc_provider_url,
                                 tags, add_on)
-        self.device_plugin = _nvidia_device_plugin(name, add_on) if args.nvidia_device_plugin else None
+        self.device_plugin = _nvidia_device_plugin(name, spec.kubernetes_version, add_on) if args.nvidia_device_plugin else None
         self.keda_role = None
         self.autoscaling_addons = []
         if args.keda:
@@ -268,7 +269,7 @@ def _cluster_autoscaler(name: str, spec: ClusterConfig, region: str, oidc_arn: p
             },
             "nodeSelector": {NODE_GROUP_LABEL: SYSTEM_GROUP},
         },
-        opts, version=VERSIONS_BY_KUBERNETES["cluster-autoscaler"][spec.kubernetes_version],
+        opts, spec.kubernetes_version,
     )
 
 
@@ -298,7 +299,7 @@ def _keda(name: str, spec: ClusterConfig, oidc_arn: pulumi.Input[str], oidc_url:
             "serviceAccount": {"operator": {"name": account}},
             "nodeSelector": {NODE_GROUP_LABEL: SYSTEM_GROUP},
         },
-        opts, version=VERSIONS_BY_KUBERNETES["keda"][spec.kubernetes_version], create_namespace=True,
+        opts, spec.kubernetes_version, create_namespace=True,
     )
     return role, release
 
@@ -325,28 +326,28 @@ def _prometheus(name: str, spec: ClusterConfig, opts: pulumi.ResourceOptions) ->
                 "resources": {"requests": {"cpu": "200m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
             }},
         },
-        opts, create_namespace=True,
+        opts, spec.kubernetes_version, create_namespace=True,
     )
 
 
-def _nvidia_device_plugin(name: str, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+def _nvidia_device_plugin(name: str, kubernetes_version: str, opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
     # GPU groups may carry user taints besides nvidia.com/gpu; the plugin must run on every GPU node.
-    return _chart_release(name, "nvidia-device-plugin", "kube-system", {"tolerations": [{"operator": "Exists"}]}, opts)
+    return _chart_release(name, "nvidia-device-plugin", "kube-system", {"tolerations": [{"operator": "Exists"}]}, opts,
+                          kubernetes_version)
 
 
 def _chart_release(name: str, chart: str, namespace: str, values: dict[str, Any],
-                   opts: pulumi.ResourceOptions, version: str | None = None,
+                   opts: pulumi.ResourceOptions, kubernetes_version: str,
                    create_namespace: bool = False) -> k8s.helm.v3.Release:
-    """A Helm release of one of :data:`CHARTS`, at its pinned version (or ``version``)."""
-    repository, pinned = CHARTS[chart]
-    version = version or pinned
+    """A Helm release of one of :data:`CHARTS`, at its version pinned for ``kubernetes_version``."""
+    repository = CHARTS[chart][0]
     return k8s.helm.v3.Release(
         f"{name}-{chart}",
         # A fixed release name: autonaming appends a suffix to a name that embeds the cluster name
         # and can exceed Helm's 53-character limit.
         name=chart,
         chart=chart,
-        version=version,
+        version=chart_version(chart, kubernetes_version),
         repository_opts={"repo": repository},
         namespace=namespace,
         create_namespace=create_namespace,

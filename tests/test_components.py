@@ -16,7 +16,7 @@ import pytest
 
 from modelplane.config import NodeGroupConfig
 from modelplane.placement import Placement
-from modelplane.serving_cluster import CHARTS
+from modelplane.serving_cluster import CHARTS, chart_version
 
 MODEL_API = "modelplane:index:ModelApi"
 POLICY = "modelplane:index:AutoscalingPolicy"
@@ -722,7 +722,8 @@ def test_helm_releases_are_pinned(dev_plan, find) -> None:
     for release, chart in ((autoscaler, "cluster-autoscaler"), (plugin, "nvidia-device-plugin")):
         assert release["chart"] == chart
         assert re.fullmatch(r"\d+\.\d+\.\d+", release["version"]), release["version"]
-        assert (release["repositoryOpts"]["repo"], release["version"]) == CHARTS[chart]
+        assert (release["repositoryOpts"]["repo"], release["version"]) == (CHARTS[chart][0],
+                                                                          chart_version(chart, "1.33"))
     assert autoscaler["version"] == "9.51.0"
     assert plugin["version"] == "0.17.1"
 
