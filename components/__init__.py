@@ -1,23 +1,27 @@
 """modelplane: ML model serving on AWS EKS as typed Pulumi components.
 
 Build a whole estate from a stack's config (``Estate`` + ``load_estate``), or
-use the parts in your own stacks: ``ServingCluster``, ``NodeGroup`` /
-``GpuNodeGroup``, ``ModelApi`` and ``AutoscalingPolicy``, each with a typed
-args dataclass, and the config models they take.
+use the parts in your own stacks: ``ServingCluster`` (a new EKS cluster) or
+``ExistingCluster``, ``NodeGroup`` / ``GpuNodeGroup``, ``ModelApi`` and
+``AutoscalingPolicy``, each with a typed args dataclass, the config models
+they take, and ``ClusterContext``, the view of a cluster a ``ModelApi`` runs in.
 """
 
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, hpa_behavior
+from .cluster_context import ClusterContext
 from .config import (
     ApiConfig,
     AutoscalingConfig,
     ClusterConfig,
     ConfigError,
     EstateConfig,
+    ExistingClusterConfig,
     NodeGroupConfig,
     load_stack_file,
     parse_estate,
 )
 from .estate import Estate, load_estate
+from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .gpu_node_group import GpuNodeGroup
 from .model_api import ModelApi, ModelApiArgs
 from .node_group import NodeGroup, NodeGroupArgs
@@ -30,9 +34,13 @@ __all__ = [
     "AutoscalingPolicy",
     "AutoscalingPolicyArgs",
     "ClusterConfig",
+    "ClusterContext",
     "ConfigError",
     "Estate",
     "EstateConfig",
+    "ExistingCluster",
+    "ExistingClusterArgs",
+    "ExistingClusterConfig",
     "GpuNodeGroup",
     "ModelApi",
     "ModelApiArgs",

@@ -21,6 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from ._resource_options import depends_on_list
+from .cluster_context import APPLY_ANNOTATIONS
 from .config import KEDA_METRICS, AutoscalingConfig, duration_seconds, has_hpa_tolerance
 
 __all__ = ["AutoscalingPolicy", "AutoscalingPolicyArgs", "KEDA_AWS_AUTH", "MetricSource", "hpa_behavior",
@@ -96,7 +97,8 @@ class AutoscalingPolicy(pulumi.ComponentResource):
         # depends_on is not inherited.
         inherited = depends_on_list(opts)
         child = pulumi.ResourceOptions(parent=self, depends_on=inherited)
-        metadata = {"name": args.target, "namespace": args.namespace, "labels": args.labels}
+        metadata = {"name": args.target, "namespace": args.namespace, "labels": args.labels,
+                    "annotations": dict(APPLY_ANNOTATIONS)}
         source = args.source
         version = args.kubernetes_version
         if (spec.upscale_tolerance is not None or spec.downscale_tolerance is not None) and (

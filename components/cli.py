@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
+from .addons import chart_source
 from .config import (
+    ADDONS,
     ApiConfig,
     ConfigError,
     EstateConfig,
@@ -28,6 +30,7 @@ from .config import (
     gpu_demand,
     scaling_metric,
     scaling_target,
+    uses_prometheus,
 )
 from .offline import Plan, find_project, kubernetes_objects, load_config, normalize, run_stack, stack_names
 
@@ -150,9 +153,10 @@ def _sorted(obj: dict[str, Any]) -> dict[str, Any]:
 def format_plan(plan: Plan) -> str:
     """The estate as a person reads it: resources by type, the component tree, the API table."""
     estate = plan.config
+    where = f"region {estate.region}" if estate.existing is None else _existing_summary(estate)
     lines = [
         f"modelplane plan: stack {plan.stack} ({estate.source}), cluster {estate.cluster.name}, "
-        f"region {estate.region}, Kubernetes {estate.cluster.kubernetes_version}",
+        f"{where}, Kubernetes {estate.cluster.kubernetes_version}",
         "offline run of infra/ under the Pulumi mock engine: no cloud calls were made",
         "",
         f"Resources by type ({len(plan.resources)})",
@@ -162,7 +166,9 @@ def format_plan(plan: Plan) -> str:
     lines += [f"  {t.ljust(width)}  {n:>4}" for t, n in sorted(counts.items())]
     lines += ["", "Component tree"]
     lines += _tree(plan)
-    lines += ["", "Node groups"]
+    lines += ["", "Cluster add-ons"]
+    lines += _table(["add-on", "here", "chart"], [_addon_row(estate, addon) for addon in ADDONS])
+    lines += ["", "Node groups" if estate.existing is None else "Node groups (pools of the existing cluster)"]
     lines += _table(["group", "instance types", "capacity", "nodes", "GPUs/node", "GPUs at peak+surge / max"], [
         [name, ", ".join(g.instance_types), g.capacity_type, f"{g.min_size}-{g.max_size}",
          str(estate.gpus_per_node(name)) if g.gpu else "-", _demand(name, estate)]
@@ -181,6 +187,46 @@ def format_plan(plan: Plan) -> str:
     if estate.warnings:
         lines += ["", "Warnings"] + [f"  - {w}" for w in estate.warnings]
     return "\n".join(lines)
+
+
+def _existing_summary(estate: EstateConfig) -> str:
+    existing = estate.existing
+    assert existing is not None
+    if existing.kubeconfig_path is not None:
+        reached = f"kubeconfig {existing.kubeconfig_path}"
+    elif existing.stack_reference is not None:
+        reached = f"kubeconfig from stack {existing.stack_reference.stack} output {existing.stack_reference.output}"
+    else:
+        reached = "kubeconfig from a secret"
+    context = f" context {existing.context}" if existing.context else ""
+    region = f", region {estate.region}" if estate.region else ""
+    return f"an existing cluster ({reached}{context}){region}"
+
+
+_ADDON_CHARTS = {"keda": "keda", "prometheus": "kube-prometheus-stack", "nvidiaDevicePlugin": "nvidia-device-plugin",
+                 "clusterAutoscaler": "cluster-autoscaler"}
+
+
+def _addon_row(estate: EstateConfig, addon: str) -> list[str]:
+    """One add-on: whether the estate needs it, and whether it installs it (from which chart) or finds it there."""
+    needed = {
+        "keda": estate.needs_keda,
+        "prometheus": any(uses_prometheus(a) for a in estate.apis.values()),
+        "nvidiaDevicePlugin": any(g.gpu for g in estate.node_groups.values()),
+        "clusterAutoscaler": True,
+    }[addon]
+    mode = estate.addon(addon)
+    if not needed:
+        return [addon, "not needed", "-"]
+    if mode == "install":
+        reference, version, repository = chart_source(estate.cluster, _ADDON_CHARTS[addon])
+        source = repository["repo"] if repository else reference.rsplit("/", 1)[0]
+        return [addon, "installed by modelplane", f"{_ADDON_CHARTS[addon]} {version} from {source}"]
+    here = {"present": "present, only used", "none": "none"}[mode]
+    if addon == "prometheus" and estate.cluster.prometheus.url:
+        kind = "present (APIs get PodMonitors)" if mode == "present" else "outside (scrapes pod annotations)"
+        here = f"{kind}; KEDA queries {estate.cluster.prometheus.url}"
+    return [addon, here, "-"]
 
 
 def _demand(group: str, estate: EstateConfig) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -30,29 +30,37 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
 from . import catalog
+from .charts import CHARTS, KUBERNETES_VERSIONS
 
 __all__ = [
+    "ADDONS",
     "NAMESPACE",
     "ApiConfig",
     "AutoscalingConfig",
+    "ChartSourceConfig",
     "ClusterConfig",
     "ComputeConfig",
     "ConfigError",
     "EndpointConfig",
     "EstateConfig",
+    "ExistingAddonsConfig",
+    "ExistingClusterConfig",
     "Issue",
     "NodeGroupConfig",
     "ProbeConfig",
+    "SecretValue",
     "SidecarConfig",
-    "api_gpus",
+    "StackReferenceConfig",
     "StartupProbeConfig",
     "SystemNodeGroupConfig",
     "TaintConfig",
     "UpdateStrategyConfig",
     "VpcConfig",
+    "addon_mode",
+    "api_gpus",
     "config_from_pulumi",
     "duration_seconds",
     "load_stack_file",
@@ -62,8 +70,6 @@ __all__ = [
 NAMESPACE = "modelplane"
 """The Pulumi config namespace every estate key lives in (``modelplane:<key>``)."""
 
-KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
-"""EKS Kubernetes versions modelplane renders and validates against."""
 
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 """Namespaces Kubernetes owns; an API (whose namespace is its name) may not take them."""
@@ -204,13 +210,82 @@ class PrometheusConfig(_Model):
     """How long the installed Prometheus keeps samples. It serves autoscaling, so they live on an emptyDir and go when its pod moves; use ``url`` for durable metrics."""
 
 
+class SecretValue(_Model):
+    """A value ``pulumi config set --secret`` stored encrypted in the stack file; offline runs see only this."""
+
+    secure: str = Field(min_length=1)
+    """The ciphertext Pulumi wrote. Required."""
+
+
+class StackReferenceConfig(_Model):
+    """A kubeconfig that another Pulumi stack exports (for example the stack that created the cluster)."""
+
+    stack: str = Field(pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$")
+    """That stack's name: ``org/project/stack`` (``project/stack`` or ``stack`` on a self-managed backend). Required."""
+    output: str = Field("kubeconfig", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    """Name of its output that holds the kubeconfig (a string or an object)."""
+
+
+AddonMode = Literal["install", "present", "none"]
+
+
+class ExistingAddonsConfig(_Model):
+    """The cluster add-ons of an existing cluster: each is installed by modelplane when an API needs it (``install``), already there and only used (``present``), or not there (``none``)."""
+
+    keda: AddonMode = "install"
+    """KEDA, which scales APIs on ``inFlight``, ``rps``, ``queue`` and ``custom`` metrics and to zero. ``present``: its CRDs are in the cluster; ``none``: APIs on those metrics are errors."""
+    prometheus: AddonMode = "install"
+    """The Prometheus Operator and a Prometheus (kube-prometheus-stack) for request metrics. ``present``: an operator runs, so APIs get PodMonitors and KEDA queries ``cluster.prometheus.url``; ``none``: KEDA queries ``cluster.prometheus.url``, which finds the pods by their ``prometheus.io/*`` annotations."""
+    nvidia_device_plugin: AddonMode = "install"
+    """The NVIDIA device plugin that advertises ``nvidia.com/gpu``, installed on the GPU groups' nodes when one is declared. ``present``: a device plugin or the GPU Operator runs; ``none``: GPU APIs are errors."""
+    cluster_autoscaler: AddonMode = "none"
+    """The Kubernetes cluster autoscaler for EKS managed node groups (``install`` needs ``oidcProviderArn``, ``oidcIssuer`` and ``aws:region``, and ``cluster.name`` must be the EKS cluster's name). ``present`` / ``none``: something else scales the nodes (Karpenter, a managed autoscaler), or nothing does."""
+
+
+class ExistingClusterConfig(_Model):
+    """A Kubernetes cluster that already runs (EKS or any other: kind, minikube, on-premises). modelplane creates no VPC, EKS cluster or node group; it installs the APIs, and the add-ons they need, into this cluster."""
+
+    kubeconfig: str | SecretValue | None = None
+    """The cluster's kubeconfig, stored encrypted: ``pulumi config set --secret --path modelplane:cluster.existing.kubeconfig < kubeconfig.yaml``. One of ``kubeconfig``, ``kubeconfigPath`` and ``stackReference`` is required."""
+    kubeconfig_path: str | None = Field(None, min_length=1)
+    """Path of a kubeconfig file on the machine that runs ``pulumi`` (``~`` expands; a relative path starts at the project directory). Only the path goes into the state."""
+    context: str | None = Field(None, min_length=1)
+    """Context of the kubeconfig to use. Unset: its current context."""
+    stack_reference: StackReferenceConfig | None = None
+    """Read the kubeconfig from another stack's output."""
+    oidc_provider_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:oidc-provider/[^\s]+$")
+    """ARN of the cluster's IAM OIDC provider (EKS), for service-account roles: ``modelUri``, ``queue``, the cluster autoscaler. Needs ``oidcIssuer``."""
+    oidc_issuer: str | None = Field(None, pattern=r"^https://[^\s]+$")
+    """The cluster's OIDC issuer URL (``https://oidc.eks.<region>.amazonaws.com/id/<id>``). Needs ``oidcProviderArn``."""
+    keda_role_name: str | None = Field(None, pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
+    """IAM role of a KEDA that is ``present``: each queue API grants it read access to its queue's depth. Unset: grant that yourself."""
+    addon_node_selector: dict[LabelKey, LabelValue] = {}
+    """Node labels that the add-ons modelplane installs are pinned to (your system pool's). Unset: any node they tolerate."""
+    addons: ExistingAddonsConfig = ExistingAddonsConfig()
+    """Which add-ons modelplane installs and which are already there."""
+
+
+class ChartSourceConfig(_Model):
+    """Where one add-on chart comes from."""
+
+    repository: str | None = Field(None, pattern=r"^(https?|oci)://[^\s]+$")
+    """A Helm repository (``https://mirror.example.com/charts``) or an OCI registry path (``oci://registry.example.com/charts``) holding the chart under its usual name. Unset: the chart's public repository."""
+    version: str | None = Field(None, pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")
+    """Chart version to install instead of modelplane's pin, for a mirror without it (the values modelplane sets must still apply). Unset: the pinned version."""
+
+
+ChartName = Literal[tuple(CHARTS)]  # type: ignore[valid-type]
+
+
 class ClusterConfig(_Model):
-    """The EKS cluster: ``modelplane:cluster``."""
+    """The cluster: ``modelplane:cluster``. An EKS cluster modelplane creates, or an ``existing`` one."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
-    """EKS cluster name (lower case, digits, hyphens; 2-40 characters). Required; changing it replaces the cluster."""
+    """EKS cluster name (lower case, digits, hyphens; 2-40 characters); with ``existing``, the estate's name (and the EKS cluster's, if it is one). Required; changing it replaces a created cluster."""
     kubernetes_version: Literal[KUBERNETES_VERSIONS] = "1.33"  # type: ignore[valid-type]
-    """Kubernetes minor version of the control plane; rendered objects are validated against it."""
+    """Kubernetes minor version of the control plane (with ``existing``: the one it runs); charts are pinned and objects validated for it."""
+    existing: ExistingClusterConfig | None = None
+    """Install into a cluster that already runs instead of creating one. Unset: modelplane creates the VPC, the EKS cluster and its node groups."""
     vpc: VpcConfig = VpcConfig()
     """Network settings."""
     endpoint: EndpointConfig = EndpointConfig()
@@ -227,6 +302,8 @@ class ClusterConfig(_Model):
     tags: dict[Annotated[str, StringConstraints(max_length=128)],
                Annotated[str, StringConstraints(max_length=256)]] = {}
     """AWS tags put on every AWS resource of the estate."""
+    charts: dict[ChartName, ChartSourceConfig] = {}
+    """Where the add-on charts come from, by chart name (``keda``, ``kube-prometheus-stack``, ``nvidia-device-plugin``, ``cluster-autoscaler``): a mirror or an OCI registry for air-gapped estates. Unset: each chart's public repository at the pinned version."""
 
 
 # --------------------------------------------------------------------------- node groups
@@ -243,7 +320,7 @@ class TaintConfig(_Model):
 
 
 class NodeGroupConfig(_Model):
-    """One EKS managed node group: an entry of ``modelplane:nodeGroups``, keyed by its name."""
+    """One EKS managed node group (or, on an existing cluster, a description of a pool that is there): an entry of ``modelplane:nodeGroups``, keyed by its name."""
 
     instance_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+\.[a-z0-9-]+$")]] = Field(
         min_length=1, max_length=20)
@@ -267,9 +344,9 @@ class NodeGroupConfig(_Model):
     gpu_taint: bool = True
     """Give GPU nodes the ``nvidia.com/gpu=true:NoSchedule`` taint so only GPU APIs land there."""
     labels: dict[LabelKey, LabelValue] = {}
-    """Extra Kubernetes labels on the nodes."""
+    """Extra Kubernetes labels on the nodes. On an existing cluster: labels the pool's nodes carry, which the APIs select them by (default ``modelplane.io/node-group: <name>``)."""
     taints: list[TaintConfig] = []
-    """Extra Kubernetes taints on the nodes; APIs on this group tolerate them."""
+    """Extra Kubernetes taints on the nodes (on an existing cluster: the taints the pool's nodes carry); APIs on this group tolerate them."""
 
 
 # --------------------------------------------------------------------------- model APIs
@@ -506,8 +583,8 @@ class EstateConfig:
 
     source: str
     """The stack file (or config source) it came from, for messages."""
-    region: str
-    """AWS region (``aws:region``)."""
+    region: str | None
+    """AWS region (``aws:region``); None only for an existing cluster that uses no AWS service."""
     cluster: ClusterConfig
     node_groups: dict[str, NodeGroupConfig] = field(default_factory=dict)
     apis: dict[str, ApiConfig] = field(default_factory=dict)
@@ -532,9 +609,68 @@ class EstateConfig:
         return any(uses_keda(api) for api in self.apis.values())
 
     @property
+    def existing(self) -> ExistingClusterConfig | None:
+        """The existing cluster the estate installs into, or None when modelplane creates EKS."""
+        return self.cluster.existing
+
+    def addon(self, name: str) -> str:
+        """``install``, ``present`` or ``none``: what the cluster does about an add-on (see :func:`addon_mode`)."""
+        return addon_mode(self.cluster, self.node_groups, name)
+
+    @property
+    def installs_keda(self) -> bool:
+        """The estate installs KEDA: an API scales through it and the cluster does not bring its own."""
+        return self.needs_keda and self.addon("keda") == "install"
+
+    @property
     def installs_prometheus(self) -> bool:
         """The cluster gets a kube-prometheus-stack release: an API needs Prometheus and no URL is given."""
-        return self.cluster.prometheus.url is None and any(uses_prometheus(a) for a in self.apis.values())
+        return self.addon("prometheus") == "install" and any(uses_prometheus(a) for a in self.apis.values())
+
+    @property
+    def pod_monitors(self) -> bool:
+        """APIs get PodMonitors: a Prometheus Operator runs (installed here, or present)."""
+        return self.installs_prometheus or self.addon("prometheus") == "present"
+
+    @property
+    def installs_device_plugin(self) -> bool:
+        """The estate installs the NVIDIA device plugin."""
+        return self.addon("nvidiaDevicePlugin") == "install"
+
+    @property
+    def installs_cluster_autoscaler(self) -> bool:
+        """The estate installs the cluster autoscaler."""
+        return self.addon("clusterAutoscaler") == "install"
+
+
+ADDONS = ("keda", "prometheus", "nvidiaDevicePlugin", "clusterAutoscaler")
+"""The add-ons an estate may install, by their key in ``existing.addons``."""
+
+
+def addon_mode(cluster: ClusterConfig, node_groups: Mapping[str, NodeGroupConfig], addon: str) -> str:
+    """What the cluster does about ``addon`` (a key of :data:`ADDONS`): ``install``, ``present`` or ``none``.
+
+    On a cluster modelplane creates: the autoscaler and KEDA are installed (KEDA when an API
+    needs it), Prometheus unless ``prometheus.url`` names another, the device plugin when a GPU
+    group runs the AL2023 NVIDIA AMI (Bottlerocket ships its own). On an existing cluster: what
+    ``existing.addons`` says, except that a Prometheus named by ``prometheus.url`` is not installed.
+    """
+    gpu = any(g.gpu for g in node_groups.values())
+    if cluster.existing is None:
+        if addon == "prometheus":
+            return "install" if cluster.prometheus.url is None else "none"
+        if addon == "nvidiaDevicePlugin":
+            if any(g.gpu and default_ami_type(g).startswith("AL2023") for g in node_groups.values()):
+                return "install"
+            return "present" if gpu else "none"
+        return "install"
+    addons = cluster.existing.addons
+    mode: str = getattr(addons, to_snake(addon))
+    if addon == "prometheus" and mode == "install" and cluster.prometheus.url is not None:
+        return "none"
+    if addon == "nvidiaDevicePlugin" and mode == "install" and not gpu:
+        return "none"
+    return mode
 
 
 def ami_architecture(ami_type: str) -> str:
@@ -651,8 +787,12 @@ def load_stack_file(path: str | os.PathLike[str], source: str | None = None) -> 
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [Issue((), f"cannot read the stack file: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        line = Path(path).read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(source, [Issue((), f"line {line}: byte 0x{exc.object[exc.start]:02x} is not UTF-8; a stack "
+                                             "file is UTF-8 text")]) from None
     try:
-        document = yaml.safe_load(text)
+        document = _load_yaml(text, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -673,6 +813,48 @@ def load_stack_file(path: str | os.PathLike[str], source: str | None = None) -> 
     return config
 
 
+def _load_yaml(text: str, source: str) -> Any:
+    """The YAML document in ``text``, refusing what Pulumi's own stack-file reader refuses: a key twice in one mapping.
+
+    PyYAML lets the last of two equal keys win (a second ``sentiment:`` would silently replace the
+    first API); Go's yaml.v3, which Pulumi reads stack files with, refuses the file. The check runs
+    on the composed nodes before anything is constructed, compares keys as yaml.v3 does (same node
+    kind, same text after unquoting: ``1`` and ``"1"`` collide) and reports every duplicate.
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = list(_duplicate_keys(node, ()))
+        if duplicates:
+            raise ConfigError(source, duplicates)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, path: tuple[str | int, ...]) -> Iterator[Issue]:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[tuple[type, str], yaml.Node] = {}
+        for key, value in node.value:
+            ident = (type(key), key.value if isinstance(key, yaml.ScalarNode) else "")
+            first = seen.setdefault(ident, key)
+            if first is not key:
+                shown = json.dumps(key.value) if isinstance(key, yaml.ScalarNode) else "(a complex key)"
+                # Issue paths start inside `config:` (that is where key paths are read from).
+                inside = path[:1] == ("config",) and isinstance(key, yaml.ScalarNode)
+                yield Issue(path[1:] + (key.value,) if inside else (),
+                            f"line {key.start_mark.line + 1}: mapping key {shown} already defined at line "
+                            f"{first.start_mark.line + 1}; Pulumi refuses a stack file with a key twice in one "
+                            "mapping: keep one")
+            child = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            yield from _duplicate_keys(value, path + (child,))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, path + (index,))
+
+
 def config_from_pulumi() -> dict[str, Any]:
     """The running Pulumi program's config as a stack file's ``config:`` map (objects decoded)."""
     import pulumi.runtime.config as runtime_config
@@ -689,8 +871,13 @@ def config_from_pulumi() -> dict[str, Any]:
     return decoded
 
 
-def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
-    """Validate a stack's whole config map; raise :class:`ConfigError` with every issue found."""
+def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection[str] = ()) -> EstateConfig:
+    """Validate a stack's whole config map; raise :class:`ConfigError` with every issue found.
+
+    ``secret_keys`` are the config keys the Pulumi engine decrypted (a secret inside
+    ``modelplane:cluster`` makes that whole key secret); a kubeconfig in plain text is
+    accepted only under one of them.
+    """
     issues: list[Issue] = []
 
     def key(name: str) -> str:
@@ -701,12 +888,14 @@ def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
             issues.append(Issue((name,), "unknown key; valid keys are "
                                 + ", ".join(key(s) for s in _SECTIONS)))
 
-    region = config.get("aws:region")
-    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region):
-        issues.append(Issue(("aws:region",), f"must be an AWS region such as us-east-1, got {region!r}"))
-
     cluster = _validate(ClusterConfig, config.get(key("cluster")), (key("cluster"),), issues,
                         required=True)
+    existing = _existing_section(config.get(key("cluster")), cluster)
+    region = config.get("aws:region")
+    if (region is not None or not existing) and (
+            not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region)):
+        optional = "; an existing cluster that uses no AWS service may leave it out" if existing else ""
+        issues.append(Issue(("aws:region",), f"must be an AWS region such as us-east-1, got {region!r}{optional}"))
     node_groups = _validate_map(NodeGroupConfig, config.get(key("nodeGroups"), {}),
                                 (key("nodeGroups"),), issues)
     apis = _validate_map(ApiConfig, config.get(key("apis"), {}), (key("apis"),), issues)
@@ -717,12 +906,15 @@ def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
     if cluster is not None:
         issues += _check_cluster(cluster, (key("cluster"),), warnings)
     for name, group in node_groups.items():
-        if name == RESERVED_GROUP:
+        if name == RESERVED_GROUP and not existing:
             issues.append(Issue((key("nodeGroups"), name), f"{RESERVED_GROUP!r} is the cluster's own add-on "
                                 "group (cluster.systemNodeGroup); pick another name"))
         issues += _check_node_group(group, (key("nodeGroups"), name))
     for name, api in apis.items():
         issues += _check_api(name, api, node_groups, group_names, (key("apis"), name), cluster)
+    if cluster is not None and cluster.existing is not None:
+        issues += _check_existing(cluster, node_groups, apis, region if isinstance(region, str) else None,
+                                  secret_keys)
     raw_apis = config.get(key("apis"), {})
     for name, entry in (raw_apis.items() if isinstance(raw_apis, dict) else ()):
         if name in RESERVED_NAMESPACES:
@@ -734,11 +926,20 @@ def parse_estate(config: Mapping[str, Any], source: str) -> EstateConfig:
 
     if issues:
         raise ConfigError(source, issues)
-    assert cluster is not None and isinstance(region, str)
+    assert cluster is not None and (region is None or isinstance(region, str))
     warnings += gpu_headroom_warnings(node_groups, apis)
+    if cluster.existing is not None:
+        warnings += _existing_warnings(cluster, apis)
     return EstateConfig(source=source, region=region, cluster=cluster,
                         node_groups=dict(sorted(node_groups.items())),
                         apis=dict(sorted(apis.items())), warnings=warnings)
+
+
+def _existing_section(raw_cluster: Any, cluster: ClusterConfig | None) -> bool:
+    """Whether the stack declares an existing cluster (judged from the raw file when the section is broken)."""
+    if cluster is not None:
+        return cluster.existing is not None
+    return isinstance(raw_cluster, dict) and raw_cluster.get("existing") is not None
 
 
 def _validate(model: type[_Model], value: Any, path: tuple[str | int, ...], issues: list[Issue],
@@ -848,6 +1049,14 @@ def _show(value: Any) -> str:
 
 def _check_cluster(cluster: ClusterConfig, path: tuple[str | int, ...],
                    warnings: list[str]) -> Iterator[Issue]:
+    prometheus = cluster.prometheus
+    if prometheus.url is not None:
+        for knob in ("retention",):
+            if knob in prometheus.model_fields_set:
+                yield Issue(path + ("prometheus", to_camel(knob)), "applies to the Prometheus modelplane installs, "
+                                                                   "not to an external one (url)")
+    if cluster.existing is not None:
+        return  # the network, endpoint and system nodes are the existing cluster's own (see _check_existing)
     vpc = cluster.vpc
     vpc_path = path + ("vpc",)
     if vpc.id is not None:
@@ -876,12 +1085,6 @@ def _check_cluster(cluster: ClusterConfig, path: tuple[str | int, ...],
     if endpoint.public and IPv4Network("0.0.0.0/0") in endpoint.public_access_cidrs:
         warnings.append(f"{'.'.join(map(str, path))}.endpoint: the public API endpoint is open to "
                         "0.0.0.0/0; set publicAccessCidrs to your office/VPN ranges")
-    prometheus = cluster.prometheus
-    if prometheus.url is not None:
-        for knob in ("retention",):
-            if knob in prometheus.model_fields_set:
-                yield Issue(path + ("prometheus", to_camel(knob)), "applies to the Prometheus modelplane installs, "
-                                                                   "not to an external one (url)")
     system = cluster.system_node_group
     if system.min_size > system.max_size:
         yield Issue(path + ("systemNodeGroup", "minSize"),
@@ -1204,3 +1407,100 @@ def _gib(mem: str) -> float:
     assert match is not None
     number, unit = match.groups()
     return float(number) * _MEM_UNITS.get(unit, 1) / 2**30
+
+
+# --------------------------------------------------------------------------- existing clusters
+
+_CREATED_CLUSTER_KEYS = ("vpc", "endpoint", "system_node_group", "log_types", "deletion_protection")
+"""Cluster keys that configure what modelplane creates; an existing cluster keeps its own."""
+
+_CREATED_GROUP_KEYS = ("desired_size", "disk_size_gib", "ami_type")
+"""Node-group keys that configure nodes modelplane creates; an existing pool's nodes are what they are."""
+
+_OIDC_KEYS = f"{NAMESPACE}:cluster.existing.oidcProviderArn and {NAMESPACE}:cluster.existing.oidcIssuer"
+
+
+def _check_existing(cluster: ClusterConfig, groups: dict[str, NodeGroupConfig], apis: dict[str, ApiConfig],
+                    region: str | None, secret_keys: Collection[str]) -> Iterator[Issue]:
+    """The rules of an estate installed into a cluster that already runs."""
+    existing = cluster.existing
+    assert existing is not None
+    at = (f"{NAMESPACE}:cluster",)
+    for knob in _CREATED_CLUSTER_KEYS:
+        if knob in cluster.model_fields_set:
+            yield Issue(at + (to_camel(knob),), "configures a cluster modelplane creates; an existing cluster "
+                                                "keeps its own: remove it (or remove `existing`)")
+    sources = [k for k in ("kubeconfig", "kubeconfig_path", "stack_reference") if getattr(existing, k) is not None]
+    if len(sources) != 1:
+        got = ", ".join(to_camel(k) for k in sources) if sources else "none"
+        yield Issue(at + ("existing",), f"needs exactly one of kubeconfig (a secret), kubeconfigPath, "
+                                        f"stackReference to reach the cluster; got {got}")
+    if isinstance(existing.kubeconfig, str) and f"{NAMESPACE}:cluster" not in secret_keys:
+        yield Issue(at + ("existing", "kubeconfig"), "holds the cluster's credentials in plain text; store it "
+                                                     "encrypted: pulumi config set --secret --path "
+                                                     f"{NAMESPACE}:cluster.existing.kubeconfig < kubeconfig.yaml")
+    if (existing.oidc_provider_arn is None) != (existing.oidc_issuer is None):
+        missing = "oidcIssuer" if existing.oidc_issuer is None else "oidcProviderArn"
+        given = "oidcProviderArn" if missing == "oidcIssuer" else "oidcIssuer"
+        yield Issue(at + ("existing", missing), f"is required with {given}: service-account roles need both the "
+                                                "provider ARN and its issuer URL")
+    oidc = existing.oidc_provider_arn is not None and existing.oidc_issuer is not None
+    addons = existing.addons
+    if addons.cluster_autoscaler == "install" and (not oidc or region is None):
+        yield Issue(at + ("existing", "addons", "clusterAutoscaler"),
+                    f"install needs an EKS cluster's OIDC provider ({_OIDC_KEYS}) and aws:region for the "
+                    "autoscaler's IAM role; set them, or use present or none")
+    prometheus = cluster.prometheus
+    if addons.prometheus == "install" and "prometheus" in existing.addons.model_fields_set \
+            and prometheus.url is not None:
+        yield Issue(at + ("existing", "addons", "prometheus"), "install conflicts with prometheus.url, which names "
+                                                               "a Prometheus that is already there; use present "
+                                                               "(it runs the Prometheus Operator) or none")
+    if addons.prometheus != "install" and prometheus.url is None and "retention" in prometheus.model_fields_set:
+        yield Issue(at + ("prometheus", "retention"), "applies to the Prometheus modelplane installs; this "
+                                                      f"cluster's is {addons.prometheus}")
+    request_apis = [n for n, a in apis.items() if uses_prometheus(a)]
+    if addons.prometheus in ("present", "none") and prometheus.url is None and request_apis:
+        yield Issue(at + ("prometheus", "url"), f"is required: {', '.join(request_apis)} scale(s) on a request "
+                                                f"metric that KEDA reads from Prometheus, and addons.prometheus is "
+                                                f"{addons.prometheus}; give the URL KEDA queries (e.g. "
+                                                "http://prometheus-operated.monitoring.svc:9090)")
+    for name, group in groups.items():
+        for knob in _CREATED_GROUP_KEYS:
+            if knob in group.model_fields_set:
+                yield Issue((f"{NAMESPACE}:nodeGroups", name, to_camel(knob)),
+                            "configures nodes modelplane creates; on an existing cluster a node group describes "
+                            "a pool that is there (instanceTypes, gpu, capacityType, sizes, labels, taints): "
+                            "remove it")
+    for name, api in apis.items():
+        path = (f"{NAMESPACE}:apis", name)
+        if api.model_uri is not None and not oidc:
+            yield Issue(path + ("modelUri",), f"reads S3 through a service-account role, which needs the "
+                                              f"cluster's IAM OIDC provider: set {_OIDC_KEYS}")
+        if api.queue is not None:
+            if not oidc:
+                yield Issue(path + ("queue",), f"consumes SQS through a service-account role, which needs the "
+                                               f"cluster's IAM OIDC provider: set {_OIDC_KEYS}")
+            if api.queue.url is None and region is None:
+                yield Issue(path + ("queue",), "modelplane creates this queue in aws:region, which is not set; set "
+                                               "it or give the url of an existing queue")
+        if uses_keda(api) and addons.keda == "none":
+            yield Issue(path + ("autoscaling", "metric"), f"{scaling_metric(api)} scales through KEDA, and "
+                                                          f"{NAMESPACE}:cluster.existing.addons.keda is none; "
+                                                          "install it (install), declare it (present), or scale "
+                                                          "on cpu or memory")
+        if api_gpus(api) and addons.nvidia_device_plugin == "none":
+            yield Issue(path + ("compute", "gpu"), f"GPUs are advertised by the NVIDIA device plugin, and "
+                                                   f"{NAMESPACE}:cluster.existing.addons.nvidiaDevicePlugin is "
+                                                   "none; use install or present")
+
+
+def _existing_warnings(cluster: ClusterConfig, apis: dict[str, ApiConfig]) -> list[str]:
+    existing = cluster.existing
+    assert existing is not None
+    queue_apis = [n for n, a in apis.items() if scaling_metric(a) == "queue"]
+    if existing.addons.keda == "present" and existing.keda_role_name is None and queue_apis:
+        return [f"{', '.join(queue_apis)} scale(s) on SQS depth through the KEDA that is present; its IAM role "
+                "needs sqs:GetQueueAttributes on each queue (set cluster.existing.kedaRoleName and modelplane "
+                "grants it)"]
+    return []

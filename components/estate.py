@@ -3,17 +3,20 @@
 ``infra/__main__.py`` is three lines because of this: :func:`load_estate`
 validates the entire config before anything is registered (in a real
 ``pulumi up`` a resource the program did not register would be deleted), then
-``Estate`` builds the cluster, the node groups and every model API.
+``Estate`` builds the cluster (an EKS cluster it creates, or an existing one),
+the node groups and every model API.
 """
 
 from __future__ import annotations
 
 import pulumi
 
-from .config import ConfigError, EstateConfig, api_gpus, config_from_pulumi, parse_estate
+from .config import ConfigError, EstateConfig, config_from_pulumi, parse_estate
+from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .gpu_node_group import GpuNodeGroup
 from .model_api import ModelApi, ModelApiArgs, service_url
-from .node_group import NodeGroup, NodeGroupArgs, ami_type
+from .node_group import NodeGroup, NodeGroupArgs
+from .placement import Placement
 from .serving_cluster import ServingCluster, ServingClusterArgs
 
 __all__ = ["Estate", "load_estate"]
@@ -21,74 +24,87 @@ __all__ = ["Estate", "load_estate"]
 
 def load_estate() -> EstateConfig:
     """The running stack's estate config, validated whole; a config error stops the program cleanly."""
+    import pulumi.runtime.config as runtime_config
+
     source = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+    config = config_from_pulumi()
+    from_env = set(runtime_config.get_config_secret_keys_env())
+    secret_keys = {k for k in config if k in from_env or runtime_config.is_config_secret(k)}
     try:
-        return parse_estate(config_from_pulumi(), source)
+        return parse_estate(config, source, secret_keys)
     except ConfigError as exc:
         # RunError is reported by the Pulumi CLI as a message, without a traceback.
         raise pulumi.RunError(exc.render()) from None
 
 
 class Estate(pulumi.ComponentResource):
-    """The EKS cluster, its node groups and its model APIs, as one stack file describes them."""
+    """The cluster, its node groups and its model APIs, as one stack file describes them."""
 
-    cluster: ServingCluster
-    """The cluster."""
+    cluster: ServingCluster | ExistingCluster
+    """The cluster: created (:class:`ServingCluster`) or existing (:class:`ExistingCluster`)."""
     node_groups: dict[str, NodeGroup]
-    """Node groups by name (GPU groups are :class:`GpuNodeGroup`)."""
+    """Node groups modelplane created, by name (GPU groups are :class:`GpuNodeGroup`); none on an existing cluster."""
+    placements: dict[str, Placement]
+    """Where each node group's pods go (selector, tolerations), by group name."""
     apis: dict[str, ModelApi]
     """Model APIs by name."""
     cluster_name: pulumi.Output[str]
-    """EKS cluster name."""
-    kubeconfig: pulumi.Output[str]
-    """Kubeconfig of the cluster (secret)."""
+    """The cluster's name."""
+    kubeconfig: pulumi.Output[str] | None
+    """Kubeconfig of a created cluster (secret); None for an existing one (you have it already)."""
     api_urls: pulumi.Output[dict[str, str]]
     """In-cluster URL of each API."""
 
     def __init__(self, name: str, config: EstateConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:Estate", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        needs_device_plugin = any(g.gpu and ami_type(g).startswith("AL2023") for g in config.node_groups.values())
-        self.cluster = ServingCluster(
-            config.cluster.name,
-            ServingClusterArgs(spec=config.cluster, region=config.region, nvidia_device_plugin=needs_device_plugin,
-                               keda=config.needs_keda, prometheus=config.installs_prometheus),
-            opts=child,
-        )
         tags = {**config.cluster.tags, "modelplane.io/cluster": config.cluster.name}
         self.node_groups = {}
-        for group, spec in config.node_groups.items():
-            component = GpuNodeGroup if spec.gpu else NodeGroup
-            self.node_groups[group] = component(
-                group,
-                NodeGroupArgs(cluster=self.cluster.cluster, node_role=self.cluster.node_role,
-                              subnet_ids=self.cluster.private_subnet_ids, spec=spec, group=group, tags=tags),
+        waits: dict[str, list[pulumi.Resource]] = {}
+        if config.existing is not None:
+            self.placements = {group: Placement.for_existing_pool(group, spec)
+                               for group, spec in config.node_groups.items()}
+            self.cluster = ExistingCluster(
+                config.cluster.name,
+                ExistingClusterArgs(spec=config.cluster, region=config.region,
+                                    gpu_pools=[p for p in self.placements.values() if p.gpu],
+                                    keda=config.installs_keda, prometheus=config.installs_prometheus,
+                                    nvidia_device_plugin=config.installs_device_plugin,
+                                    cluster_autoscaler=config.installs_cluster_autoscaler, tags=tags),
                 opts=child,
             )
+            self.kubeconfig = None
+        else:
+            assert config.region is not None
+            cluster = ServingCluster(
+                config.cluster.name,
+                ServingClusterArgs(spec=config.cluster, region=config.region,
+                                   nvidia_device_plugin=config.installs_device_plugin,
+                                   keda=config.installs_keda, prometheus=config.installs_prometheus),
+                opts=child,
+            )
+            self.cluster = cluster
+            for group, spec in config.node_groups.items():
+                component = GpuNodeGroup if spec.gpu else NodeGroup
+                self.node_groups[group] = component(
+                    group,
+                    NodeGroupArgs(cluster=cluster.cluster, node_role=cluster.node_role,
+                                  subnet_ids=cluster.private_subnet_ids, spec=spec, group=group, tags=tags),
+                    opts=child,
+                )
+                waits[group] = [self.node_groups[group].managed_node_group]
+            self.placements = {group: g.placement for group, g in self.node_groups.items()}
+            self.kubeconfig = cluster.kubeconfig
+        context = self.cluster.context
         self.apis = {}
         for api, spec in config.apis.items():
-            group = self.node_groups[spec.node_group]
-            # A GPU replica can only start once the device plugin advertises the node's GPUs.
-            gpu_ready = [self.cluster.device_plugin] if api_gpus(spec) and self.cluster.device_plugin else []
             self.apis[api] = ModelApi(
                 api,
-                ModelApiArgs(spec=spec, placement=group.placement,
-                             labels={"app.kubernetes.io/part-of": config.cluster.name},
-                             oidc_provider_arn=self.cluster.oidc_provider_arn,
-                             oidc_provider_url=self.cluster.oidc_provider_url, tags=tags,
-                             region=config.region, cluster_name=config.cluster.name,
-                             prometheus_url=self.cluster.prometheus_url,
-                             pod_monitor=config.installs_prometheus,
-                             keda_role_name=self.cluster.keda_role.name if self.cluster.keda_role else None,
-                             kubernetes_version=config.cluster.kubernetes_version,
-                             # The KEDA and Prometheus Operator releases bring the CRDs its objects use.
-                             addons=self.cluster.autoscaling_addons),
-                opts=pulumi.ResourceOptions(parent=self, providers=[self.cluster.provider],
-                                            depends_on=[group.managed_node_group, *gpu_ready]),
+                ModelApiArgs(spec=spec, placement=self.placements[spec.node_group], cluster=context, tags=tags),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=waits.get(spec.node_group, [])),
             )
         self.cluster_name = self.cluster.cluster_name
-        self.kubeconfig = self.cluster.kubeconfig
         # Service URLs follow from the names alone; no need to wait on 500 component outputs.
         self.api_urls = pulumi.Output.from_input({api: service_url(api, api) for api in self.apis})
-        self.register_outputs({"cluster_name": self.cluster_name, "kubeconfig": self.kubeconfig,
-                               "api_urls": self.api_urls})
+        self.register_outputs({"cluster_name": self.cluster_name, "api_urls": self.api_urls,
+                               **({"kubeconfig": self.kubeconfig} if self.kubeconfig is not None else {})})

@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from . import proxy
 from ._resource_options import depends_on_list
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, MetricSource
+from .cluster_context import APPLY_ANNOTATIONS, ClusterContext
 from .config import (
     CONFIG_DIR,
     MAIN_CONTAINER,
@@ -36,10 +37,12 @@ from .config import (
     ProbeConfig,
     StartupProbeConfig,
     amp_workspace,
+    api_gpus,
     effective_update_strategy,
     scaling_metric,
     scaling_target,
     sqs_queue,
+    surge_replicas,
     uses_keda,
 )
 from .irsa import s3_read_policy, service_account_role, sqs_consume_policy, sqs_depth_policy, sqs_queue_arn
@@ -59,13 +62,29 @@ PRE_STOP_SLEEP_SECONDS = 5
 TERMINATION_GRACE_SECONDS = 30
 """Time from the start of termination to SIGKILL: the pre-stop sleep plus time to finish in-flight requests."""
 
-MIN_ROLLOUT_WAIT_SECONDS = 20 * 60
-"""Shortest time ``pulumi up`` waits for a rollout (a GPU node may have to start and pull a large image)."""
+ROLLOUT_WAIT_MARGIN_SECONDS = 60
+"""How much longer than Kubernetes' own deadlines ``pulumi up`` waits for a rollout."""
+
+
+def rollout_batches(spec: ApiConfig) -> int:
+    """Steps a rollout at ``maxReplicas`` takes: each replaces at most maxSurge + maxUnavailable replicas."""
+    replicas = spec.autoscaling.max_replicas
+    _, unavailable = effective_update_strategy(spec)
+    down = unavailable if isinstance(unavailable, int) else replicas * int(unavailable[:-1]) // 100
+    return -(-replicas // max(1, surge_replicas(spec, replicas) + down))
 
 
 def rollout_timeout(spec: ApiConfig) -> str:
-    """How long ``pulumi up`` waits for the Deployment: never less than Kubernetes' own progress deadline."""
-    return f"{max(MIN_ROLLOUT_WAIT_SECONDS, spec.update_strategy.progress_deadline_seconds + 300)}s"
+    """How long ``pulumi up`` waits for the Deployment to roll out.
+
+    pulumi-kubernetes does not stop when Kubernetes gives up on a rollout (to it
+    ``ProgressDeadlineExceeded`` is a warning); it waits for this timeout. So the timeout is
+    Kubernetes' deadline for every step of a rollout at ``maxReplicas``, plus a minute: a healthy
+    rollout, each step within the deadline, always fits, and a stalled one fails ``pulumi up`` soon
+    after the deadline of the step it stalled in would have.
+    """
+    deadline = spec.update_strategy.progress_deadline_seconds
+    return f"{deadline * rollout_batches(spec) + ROLLOUT_WAIT_MARGIN_SECONDS}s"
 
 
 @dataclass
@@ -76,30 +95,14 @@ class ModelApiArgs:
     """The API as the stack file declares it."""
     placement: Placement
     """The node group the replicas run on; gives node selector and tolerations."""
+    cluster: ClusterContext
+    """The cluster it runs in (``ServingCluster.context``, ``ExistingCluster.context``, or one built by hand)."""
     namespace: str | None = None
     """Namespace to create and run in. Default: the API's name."""
     labels: dict[str, str] = field(default_factory=dict)
-    """Extra labels for every object (never used in selectors)."""
-    oidc_provider_arn: pulumi.Input[str] | None = None
-    """The cluster's IAM OIDC provider ARN; needed when the API reads its model from S3 (``modelUri``)."""
-    oidc_provider_url: pulumi.Input[str] | None = None
-    """The cluster's OIDC issuer URL; needed with ``oidc_provider_arn``."""
+    """Extra labels for every object (never used in selectors). Default: ``app.kubernetes.io/part-of: <cluster>``."""
     tags: dict[str, str] = field(default_factory=dict)
     """AWS tags for the API's IAM role and queue."""
-    region: str | None = None
-    """AWS region of the estate; needed for a queue modelplane creates."""
-    cluster_name: str | None = None
-    """EKS cluster name; a created queue is named ``<cluster>-<api>``."""
-    prometheus_url: str | None = None
-    """Prometheus KEDA queries for request metrics; needed when the API scales on one."""
-    pod_monitor: bool = False
-    """Render a PodMonitor for the proxy's metrics (the cluster runs the Prometheus Operator)."""
-    keda_role_name: pulumi.Input[str] | None = None
-    """Name of the KEDA operator's IAM role; a queue API grants it read access to the queue depth."""
-    kubernetes_version: str | None = None
-    """The cluster's Kubernetes minor version."""
-    addons: list[pulumi.Resource] = field(default_factory=list)
-    """Releases that install the CRDs the API's custom resources use (KEDA, Prometheus Operator); those wait for them."""
 
 
 class ModelApi(pulumi.ComponentResource):
@@ -111,30 +114,34 @@ class ModelApi(pulumi.ComponentResource):
     """Namespace the API runs in."""
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        cluster = args.cluster
+        if cluster.provider is not None:
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[cluster.provider]))
         super().__init__("modelplane:index:ModelApi", name, None, opts)
         spec = args.spec
         namespace_name = args.namespace or name
         selector = {API_LABEL: name}
-        labels = {**args.labels, "app.kubernetes.io/name": name, "app.kubernetes.io/component": "model-api",
+        extra = args.labels or {"app.kubernetes.io/part-of": cluster.name}
+        labels = {**extra, "app.kubernetes.io/name": name, "app.kubernetes.io/component": "model-api",
                   "app.kubernetes.io/managed-by": "modelplane", **selector}
         child = pulumi.ResourceOptions(parent=self)
 
         namespace = k8s.core.v1.Namespace(
             f"{name}-ns",
-            metadata={"name": namespace_name, "labels": {
+            metadata={"name": namespace_name, "annotations": dict(APPLY_ANNOTATIONS), "labels": {
                 **labels, "pod-security.kubernetes.io/enforce": "restricted",
                 "pod-security.kubernetes.io/enforce-version": "latest"}},
             opts=child,
         )
         # Plain strings, not the Namespace's outputs: the names are known, and depends_on orders creation.
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
-        metadata = {"name": name, "namespace": namespace_name, "labels": labels}
+        metadata = {"name": name, "namespace": namespace_name, "labels": labels, "annotations": dict(APPLY_ANNOTATIONS)}
         queue_url, queue_arn = self._queue(name, args) if spec.queue is not None else (None, None)
         annotations = {}
         if spec.model_uri is not None or queue_arn is not None:
             annotations["eks.amazonaws.com/role-arn"] = _api_role(name, namespace_name, args, queue_arn, self).arn
         account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata={**metadata, **({"annotations": annotations} if annotations else {})},
+            f"{name}-sa", metadata={**metadata, "annotations": {**metadata["annotations"], **annotations}},
             automount_service_account_token=False, opts=in_namespace)
         config_map = config_map_name(name, spec)
         config_resources: list[pulumi.Resource] = []
@@ -160,15 +167,18 @@ class ModelApi(pulumi.ComponentResource):
                 opts=in_namespace,
             ))
         timeout = rollout_timeout(spec)
+        # A GPU replica can only start once the device plugin advertises the node's GPUs.
+        gpu_ready = [cluster.device_plugin] if api_gpus(spec) and cluster.device_plugin is not None else []
         deployment = k8s.apps.v1.Deployment(
             name,
             metadata=metadata,
             spec=deployment_spec(name, spec, args.placement, selector, labels, name, queue_url, proxy_config_map),
-            # Replicas need the node group (and its device plugin) to exist: opts.depends_on is not
-            # inherited by children, so the Deployment takes it explicitly. A new config ConfigMap
-            # must exist before the pod template that mounts it rolls out.
+            # Replicas need the node group (and a GPU API its device plugin) to exist: opts.depends_on
+            # is not inherited by children, so the Deployment takes it explicitly. A new config
+            # ConfigMap must exist before the pod template that mounts it rolls out.
             opts=pulumi.ResourceOptions(parent=self,
-                                        depends_on=[namespace, account, *config_resources, *depends_on_list(opts)],
+                                        depends_on=[namespace, account, *config_resources, *depends_on_list(opts),
+                                                    *gpu_ready],
                                         custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
         k8s.core.v1.Service(
@@ -182,8 +192,8 @@ class ModelApi(pulumi.ComponentResource):
         )
         endpoints = scrape_endpoints(spec)
         # Custom resources wait for the releases that bring their CRDs (depends_on is not inherited).
-        with_crds = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *args.addons])
-        if endpoints and args.pod_monitor:
+        with_crds = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *cluster.crd_releases])
+        if endpoints and cluster.pod_monitors:
             k8s.apiextensions.CustomResource(
                 f"{name}-metrics",
                 api_version="monitoring.coreos.com/v1",
@@ -212,8 +222,8 @@ class ModelApi(pulumi.ComponentResource):
             f"{name}-autoscaling",
             AutoscalingPolicyArgs(target=name, namespace=namespace_name, spec=spec.autoscaling,
                                   labels=labels, source=metric_source(name, namespace_name, args, queue_url),
-                                  kubernetes_version=args.kubernetes_version),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, *args.addons]),
+                                  kubernetes_version=cluster.kubernetes_version),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, *cluster.crd_releases]),
         )
         self.namespace = pulumi.Output.from_input(namespace_name)
         self.url = pulumi.Output.from_input(service_url(name, namespace_name))
@@ -228,19 +238,17 @@ class ModelApi(pulumi.ComponentResource):
             url: pulumi.Input[str] = spec.queue.url
             arn: pulumi.Input[str] = sqs_queue_arn(spec.queue.url)
         else:
-            if args.cluster_name is None:
-                raise ValueError(f"ModelApi {name!r} creates its queue and needs cluster_name in its args")
             queue = aws.sqs.Queue(
                 f"{name}-queue",
-                name=f"{args.cluster_name}-{name}",
+                name=f"{args.cluster.name}-{name}",
                 sqs_managed_sse_enabled=True,
                 visibility_timeout_seconds=spec.queue.visibility_timeout_seconds,
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )
             url, arn = queue.url, queue.arn
-        if args.keda_role_name is not None and scaling_metric(spec) == "queue":
-            aws.iam.RolePolicy(f"{name}-queue-depth", role=args.keda_role_name,
+        if args.cluster.keda_role_name is not None and scaling_metric(spec) == "queue":
+            aws.iam.RolePolicy(f"{name}-queue-depth", role=args.cluster.keda_role_name,
                                policy=pulumi.Output.from_input(arn).apply(sqs_depth_policy),
                                opts=pulumi.ResourceOptions(parent=self))
         return url, arn
@@ -249,11 +257,12 @@ class ModelApi(pulumi.ComponentResource):
 def _api_role(name: str, namespace: str, args: ModelApiArgs, queue_arn: pulumi.Input[str] | None,
               parent: pulumi.Resource) -> aws.iam.Role:
     """The IAM role of the API's service account: read its model prefix in S3, consume its queue; nothing else."""
-    if args.oidc_provider_arn is None or args.oidc_provider_url is None:
+    cluster = args.cluster
+    if cluster.oidc_provider_arn is None or cluster.oidc_provider_url is None:
         raise ValueError(f"ModelApi {name!r} reads S3 (modelUri) or consumes SQS (queue) and needs the "
-                         "cluster's oidc_provider_arn and oidc_provider_url in its args")
+                         "cluster's oidc_provider_arn and oidc_provider_url in its ClusterContext")
     # The role was named "<api>-model-reader" when it could only read S3: the alias keeps it (no replacement).
-    role = service_account_role(f"{name}-api", namespace, name, args.oidc_provider_arn, args.oidc_provider_url,
+    role = service_account_role(f"{name}-api", namespace, name, cluster.oidc_provider_arn, cluster.oidc_provider_url,
                                 args.tags, parent, aliases=[pulumi.Alias(name=f"{name}-model-reader")])
     if args.spec.model_uri is not None:
         aws.iam.RolePolicy(f"{name}-model-reader", role=role.name, policy=s3_read_policy(args.spec.model_uri),
@@ -275,12 +284,13 @@ def metric_source(name: str, namespace: str, args: ModelApiArgs,
     threshold = scaling_target(spec)
     if metric == "queue":
         assert spec.queue is not None and queue_url is not None
-        region = sqs_queue(spec.queue.url)[0] if spec.queue.url else args.region
+        region = sqs_queue(spec.queue.url)[0] if spec.queue.url else args.cluster.region
         if region is None:
-            raise ValueError(f"ModelApi {name!r} creates its queue and needs region in its args")
+            raise ValueError(f"ModelApi {name!r} creates its queue and needs a region in its ClusterContext")
         return MetricSource(metric, threshold, queue_url=queue_url, queue_region=region)
-    if args.prometheus_url is None:
-        raise ValueError(f"ModelApi {name!r} scales on {metric} and needs prometheus_url in its args")
+    prometheus_url = args.cluster.prometheus_url
+    if prometheus_url is None:
+        raise ValueError(f"ModelApi {name!r} scales on {metric} and needs a prometheus_url in its ClusterContext")
     window = spec.autoscaling.window
     if metric == "inFlight":
         query = proxy.in_flight_query(namespace, window)
@@ -289,8 +299,8 @@ def metric_source(name: str, namespace: str, args: ModelApiArgs,
     else:
         assert spec.autoscaling.custom is not None
         query = spec.autoscaling.custom.query
-    amp = amp_workspace(args.prometheus_url)
-    return MetricSource(metric, threshold, query=query, prometheus_url=args.prometheus_url,
+    amp = amp_workspace(prometheus_url)
+    return MetricSource(metric, threshold, query=query, prometheus_url=prometheus_url,
                         prometheus_region=amp[0] if amp else None)
 
 
@@ -339,7 +349,9 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
     return {
         "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 10,
-        "minReadySeconds": spec.update_strategy.min_ready_seconds,
+        # Zero values are left out, as the API server stores them (its zero-valued fields are omitted), so
+        # the rendered object is exactly what the cluster keeps.
+        **({"minReadySeconds": spec.update_strategy.min_ready_seconds} if spec.update_strategy.min_ready_seconds else {}),
         "progressDeadlineSeconds": spec.update_strategy.progress_deadline_seconds,
         "strategy": {"type": "RollingUpdate",
                      "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": max_unavailable}},
@@ -349,7 +361,7 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                 "serviceAccountName": service_account,
                 "automountServiceAccountToken": False,
                 "nodeSelector": placement.node_selector(),
-                "tolerations": placement.tolerations(),
+                **({"tolerations": placement.tolerations()} if placement.taints else {}),
                 "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                 # Replicas of each rollout revision spread over zones when capacity allows; a zone
                 # outage then takes out a share of the API, not all of it.
@@ -426,7 +438,8 @@ def http_probe(probe: ProbeConfig | StartupProbeConfig) -> dict[str, Any]:
         "periodSeconds": probe.period_seconds,
         "timeoutSeconds": probe.timeout_seconds,
         "failureThreshold": probe.failure_threshold,
-        **({"initialDelaySeconds": probe.initial_delay_seconds} if isinstance(probe, ProbeConfig) else {}),
+        **({"initialDelaySeconds": probe.initial_delay_seconds}
+           if isinstance(probe, ProbeConfig) and probe.initial_delay_seconds else {}),
     }
 
 

@@ -51,10 +51,18 @@ class Registered:
     inputs: dict[str, Any]
     dependencies: tuple[str, ...] = ()
     """URNs the resource explicitly waits for (``depends_on``, resolved by the SDK)."""
+    provider: str = ""
+    """Reference (``<urn>::<id>``) of the provider a custom resource goes through; empty: the default provider."""
+
+    @property
+    def provider_urn(self) -> str:
+        """URN of the provider the resource goes through ("" for the default provider)."""
+        return self.provider.rsplit("::", 1)[0] if self.provider else ""
 
     def as_json(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "parent": self.parent,
-                "custom": self.custom, "dependsOn": sorted(self.dependencies), "inputs": normalize(self.inputs)}
+                "custom": self.custom, "provider": self.provider_urn, "dependsOn": sorted(self.dependencies),
+                "inputs": normalize(self.inputs)}
 
 
 @dataclass
@@ -74,13 +82,25 @@ class Plan:
         return [r for r in self.resources if r.parent == urn]
 
 
+DEFAULT_REGION = "us-east-1"
+"""Region of the fake cloud values when the estate names none (an existing cluster outside AWS)."""
+
+
 class EstateMocks(pulumi.runtime.Mocks):
     """Answers the program's resource registrations and invokes with realistic fake cloud values."""
 
-    def __init__(self, region: str) -> None:
-        self.region = region
+    def __init__(self, region: str | None, kubeconfig_outputs: dict[str, str] | None = None) -> None:
+        self.region = region or DEFAULT_REGION
+        self.kubeconfig_outputs = kubeconfig_outputs or {}
+        """Stack name -> the output of it that holds a kubeconfig (``existing.stackReference``)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            # Another stack's outputs: the kubeconfig of the cluster that stack made, as pulumi-eks exports it.
+            stack = args.inputs.get("name") or args.name
+            output = self.kubeconfig_outputs.get(stack, "kubeconfig")
+            kubeconfig = _fake_kubeconfig(stack.rsplit("/", 1)[-1], self.region, context=f"{stack}:{output}")
+            return stack, {"name": stack, "outputs": {output: kubeconfig}, "secretOutputNames": [output]}
         # Remote components (eks:index:Cluster, eks:index:ManagedNodeGroup) are not custom but have outputs.
         fake = _fake_outputs(args.typ, args.name, self.region, args.inputs)
         if not args.custom:
@@ -104,21 +124,27 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()
 
 
+def _fake_kubeconfig(cluster: str, region: str, context: str = "aws") -> dict[str, Any]:
+    """The kubeconfig pulumi-eks would give an EKS cluster named ``cluster`` (fake endpoint and CA)."""
+    h = _digest("kubeconfig", cluster)
+    endpoint = f"https://{h[:32].upper()}.gr7.{region}.eks.amazonaws.com"
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "clusters": [{"name": "kubernetes", "cluster": {
+            "server": endpoint, "certificate-authority-data": "T0ZGTElORS1DQQ=="}}],
+        "contexts": [{"name": context, "context": {"cluster": "kubernetes", "user": "aws"}}],
+        "users": [{"name": "aws", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", cluster, "--region", region]}}}],
+    }
+
+
 def _fake_outputs(typ: str, name: str, region: str, inputs: dict[str, Any]) -> dict[str, Any]:
     h = _digest(typ, name)
     if typ == "eks:index:Cluster":
         cluster = inputs.get("name") or name
         issuer = f"oidc.eks.{region}.amazonaws.com/id/{h[:32].upper()}"
-        endpoint = f"https://{h[:32].upper()}.gr7.{region}.eks.amazonaws.com"
-        kubeconfig = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "aws",
-            "clusters": [{"name": "kubernetes", "cluster": {
-                "server": endpoint, "certificate-authority-data": "T0ZGTElORS1DQQ=="}}],
-            "contexts": [{"name": "aws", "context": {"cluster": "kubernetes", "user": "aws"}}],
-            "users": [{"name": "aws", "user": {"exec": {
-                "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
-                "args": ["eks", "get-token", "--cluster-name", cluster, "--region", region]}}}],
-        }
+        kubeconfig = _fake_kubeconfig(cluster, region)
         return {
             "kubeconfig": kubeconfig,
             "kubeconfigJson": json.dumps(kubeconfig),
@@ -159,6 +185,18 @@ class RecordingMonitor(_mocks.MockMonitor):
         self.stack_outputs: dict[str, Any] = {}
         self._lock = threading.Lock()
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the real engine gives: the parent's whole type chain, then this type (the stack's own omitted).
+
+        The SDK's mock monitor keeps only the parent's last type, so its URNs differ from those a
+        real ``pulumi up`` records for every resource nested two levels or more.
+        """
+        if parent:
+            qualified = parent.split("::")[2]
+            if qualified != "pulumi:pulumi:Stack":
+                type_ = f"{qualified}${type_}"
+        return "::".join(["urn:pulumi:" + pulumi.get_stack(), pulumi.get_project(), type_, name])
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         urn = self.make_urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
@@ -170,13 +208,30 @@ class RecordingMonitor(_mocks.MockMonitor):
         resource_id, state = self.mocks.new_resource(args)
         with self._lock:
             self.recorded.append(Registered(urn, request.type, request.name, request.parent,
-                                            bool(request.custom), inputs, tuple(request.dependencies)))
+                                            bool(request.custom), inputs, tuple(request.dependencies),
+                                            request.provider))
             self.resources[urn] = _mocks.MockMonitor.ResourceRegistration(urn, resource_id or "", state)
         # The state is plain data, so it goes on the wire without the SDK's (async) serializer, which
         # would pump the event loop re-entrantly from inside this call.
         wire = struct_pb2.Struct()
         wire.update(state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id or "", object=wire)
+
+
+    def ReadResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        # Reads (a StackReference) are part of the estate too: record them like registrations.
+        urn = self.make_urn(request.parent, request.type, request.name)
+        inputs = _plain(json_format.MessageToDict(request.properties))
+        args = pulumi.runtime.MockResourceArgs(typ=request.type, name=request.name, inputs=inputs,
+                                               provider=request.provider, resource_id=request.id)
+        resource_id, state = self.mocks.new_resource(args)
+        with self._lock:
+            self.recorded.append(Registered(urn, request.type, request.name, request.parent, True, inputs,
+                                            tuple(request.dependencies)))
+            self.resources[urn] = _mocks.MockMonitor.ResourceRegistration(urn, resource_id or "", state)
+        wire = struct_pb2.Struct()
+        wire.update(state)
+        return resource_pb2.ReadResourceResponse(urn=urn, properties=wire)
 
 
 def _plain(value: Any) -> Any:
@@ -255,7 +310,8 @@ def _no_stack_trace() -> source_pb2.StackTrace:
     return source_pb2.StackTrace()
 
 
-def start_mock_engine(stack: str, region: str) -> RecordingMonitor:
+def start_mock_engine(stack: str, region: str | None,
+                      kubeconfig_outputs: dict[str, str] | None = None) -> RecordingMonitor:
     """Reset the Pulumi runtime and point it at a fresh recording mock engine for ``stack``.
 
     It pauses the cyclic garbage collector (see below); a caller other than
@@ -266,7 +322,7 @@ def start_mock_engine(stack: str, region: str) -> RecordingMonitor:
     the capture costs time in proportion to how deeply the program nests its
     components, so offline runs skip it.
     """
-    mocks = EstateMocks(region)
+    mocks = EstateMocks(region, kubeconfig_outputs)
     monitor = RecordingMonitor(mocks)
     settings.reset_options(project="modelplane", stack=stack, preview=False)
     pulumi.runtime.set_mocks(mocks, project="modelplane", stack=stack, preview=False, monitor=monitor)
@@ -300,7 +356,8 @@ def _run_stack(stack: str, project: Path, config_map: dict[str, Any] | None) -> 
     else:
         estate = parse_estate(config_map, f"stacks/Pulumi.{stack}.yaml")
 
-    monitor = start_mock_engine(stack, estate.region)
+    reference = estate.existing.stack_reference if estate.existing is not None else None
+    monitor = start_mock_engine(stack, estate.region, {reference.stack: reference.output} if reference else None)
     pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in config_map.items()})
 
     program = project / "infra" / "__main__.py"

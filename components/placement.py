@@ -38,23 +38,33 @@ class Placement:
 
     group: str
     labels: dict[str, str] = field(default_factory=dict)
+    """Labels every node of the group carries."""
     taints: tuple[Taint, ...] = ()
     gpu: bool = False
+    selector: dict[str, str] | None = None
+    """Labels the pods select the group's nodes by. None: ``modelplane.io/node-group: <group>``."""
 
     @classmethod
     def for_group(cls, group: str, spec: NodeGroupConfig) -> Placement:
-        """The placement a node group declared as ``spec`` under the name ``group`` gets."""
+        """The placement a node group that modelplane creates, declared as ``spec`` under the name ``group``, gets."""
         labels = {**spec.labels, NODE_GROUP_LABEL: group}
-        taints = [Taint(t.key, t.value, t.effect) for t in spec.taints]
         if spec.gpu:
             labels[GPU_PRESENT_LABEL] = "true"
-            if spec.gpu_taint:
-                taints.insert(0, Taint(GPU_RESOURCE, "true", "NoSchedule"))
-        return cls(group=group, labels=labels, taints=tuple(taints), gpu=spec.gpu)
+        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu)
+
+    @classmethod
+    def for_existing_pool(cls, group: str, spec: NodeGroupConfig) -> Placement:
+        """The placement of a pool that already runs in an existing cluster, as ``spec`` describes its nodes.
+
+        Its nodes carry ``spec.labels`` (the pods select on all of them) or, when none are
+        declared, ``modelplane.io/node-group: <group>``, and ``spec.taints`` (plus the GPU taint).
+        """
+        labels = dict(spec.labels) or {NODE_GROUP_LABEL: group}
+        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu, selector=dict(labels))
 
     def node_selector(self) -> dict[str, str]:
         """Pod ``nodeSelector`` that lands exactly on this group's nodes."""
-        return {NODE_GROUP_LABEL: self.group}
+        return dict(self.selector) if self.selector is not None else {NODE_GROUP_LABEL: self.group}
 
     def tolerations(self) -> list[dict[str, str]]:
         """Pod ``tolerations`` for every taint of this group."""
@@ -64,3 +74,10 @@ class Placement:
     def eks_taints(self) -> list[dict[str, str]]:
         """The taints in the EKS node group API's spelling (``NO_SCHEDULE``)."""
         return [{"key": t.key, "value": t.value, "effect": _EKS_EFFECT[t.effect]} for t in self.taints]
+
+
+def _taints(spec: NodeGroupConfig) -> tuple[Taint, ...]:
+    taints = [Taint(t.key, t.value, t.effect) for t in spec.taints]
+    if spec.gpu and spec.gpu_taint:
+        taints.insert(0, Taint(GPU_RESOURCE, "true", "NoSchedule"))
+    return tuple(taints)

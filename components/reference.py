@@ -92,7 +92,8 @@ def config_reference() -> str:
 def json_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of a ``stacks/Pulumi.<stack>.yaml`` file, for editor completion."""
     defs: dict[str, Any] = {}
-    properties: dict[str, Any] = {"aws:region": {"type": "string", "description": "AWS region."}}
+    properties: dict[str, Any] = {"aws:region": {"type": "string", "description": "AWS region (optional for an "
+                                                                                "existing cluster outside AWS)."}}
     for section, model, keyed in SECTIONS:
         schema = model.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
         defs.update(schema.pop("$defs", {}))
@@ -105,8 +106,12 @@ def json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "modelplane stack file",
         "type": "object",
-        "properties": {"config": {"type": "object", "properties": properties, "required": [
-            f"{NAMESPACE}:cluster", "aws:region"]}},
+        "properties": {"config": {
+            "type": "object", "properties": properties, "required": [f"{NAMESPACE}:cluster"],
+            # aws:region is required unless the estate goes into an existing cluster.
+            "if": {"properties": {f"{NAMESPACE}:cluster": {"properties": {"existing": {"type": "object"}},
+                                                            "required": ["existing"]}}},
+            "else": {"required": ["aws:region"]}}},
         "$defs": defs,
     }
 

@@ -8,5 +8,6 @@ config = load_estate()
 estate = Estate(config.cluster.name, config)
 
 pulumi.export("clusterName", estate.cluster_name)
-pulumi.export("kubeconfig", estate.kubeconfig)
+if estate.kubeconfig is not None:
+    pulumi.export("kubeconfig", estate.kubeconfig)
 pulumi.export("apiUrls", estate.api_urls)

@@ -133,4 +133,4 @@ def test_console_script_reports_config_errors_without_traceback(scratch_project:
 
 def test_unknown_stack_lists_the_stacks(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--project", str(ROOT), "plan", "--stack", "staging"]) == 2
-    assert "no such stack file; stacks here: dev, prod" in capsys.readouterr().err
+    assert "no such stack file; stacks here: dev, local, prod" in capsys.readouterr().err

@@ -369,7 +369,7 @@ def test_gpu_taint_can_be_turned_off(render, stack_configs, find) -> None:
     plan = render("dev", config)
 
     assert find.one(plan, MANAGED_NODE_GROUP, "gpu-spot").inputs["taints"] == []
-    assert find.object(plan, "Deployment", "image-embed")["spec"]["template"]["spec"]["tolerations"] == []
+    assert "tolerations" not in find.object(plan, "Deployment", "image-embed")["spec"]["template"]["spec"]
 
 
 def test_cpu_and_system_groups_are_untainted_on_demand_standard_amis(dev_plan, find) -> None:
@@ -478,7 +478,7 @@ def test_cpu_api_has_no_gpu_and_no_tolerations(dev_plan, find) -> None:
     [container] = spec["containers"]
 
     assert spec["nodeSelector"] == {NODE_GROUP_LABEL: "cpu"}
-    assert spec["tolerations"] == []
+    assert "tolerations" not in spec
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}}
 
 
@@ -837,14 +837,17 @@ def test_probes_rollout_timing_and_shm_follow_config(prod_plan, find) -> None:
     assert container["startupProbe"] == {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 10,
                                          "timeoutSeconds": 3, "failureThreshold": 90}
     assert container["livenessProbe"] == {"httpGet": {"path": "/health", "port": "http"}, "periodSeconds": 15,
-                                          "timeoutSeconds": 3, "failureThreshold": 4, "initialDelaySeconds": 0}
+                                          "timeoutSeconds": 3, "failureThreshold": 4}
     assert deployment["spec"]["minReadySeconds"] == 30
     assert deployment["spec"]["progressDeadlineSeconds"] == 1800
     assert {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}} in pod["volumes"]
     assert {"name": "shm", "mountPath": "/dev/shm"} in container["volumeMounts"]
-    # pulumi up waits at least as long as Kubernetes gives the rollout.
-    assert rollout_timeout(prod_plan.config.apis["llm-chat"]) == "2100s"
-    assert rollout_timeout(prod_plan.config.apis["sentiment"]) == "1200s"
+    # pulumi up waits as long as Kubernetes gives every step of a rollout at maxReplicas, plus a minute:
+    # llm-chat surges one replica of three at a time (1800 s deadline), prod sentiment one of ten (600 s),
+    # fraud-score 50% of 60 with 0 unavailable (two steps).
+    assert rollout_timeout(prod_plan.config.apis["llm-chat"]) == f"{3 * 1800 + 60}s"
+    assert rollout_timeout(prod_plan.config.apis["sentiment"]) == f"{10 * 600 + 60}s"
+    assert rollout_timeout(prod_plan.config.apis["fraud-score"]) == f"{2 * 600 + 60}s"
     # APIs that declare no liveness or startup probe get none.
     [sentiment] = find.object(prod_plan, "Deployment", "sentiment")["spec"]["template"]["spec"]["containers"]
     assert "livenessProbe" not in sentiment and "startupProbe" not in sentiment
@@ -867,11 +870,14 @@ def test_model_from_s3_gets_a_role_for_exactly_its_prefix(dev_plan, find) -> Non
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::acme-ml-models-dev",
          "Condition": {"StringLike": {"s3:prefix": ["clip-vit-base-patch32", "clip-vit-base-patch32/*"]}}},
     ]
-    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/image-embed-api"}
+    assert account["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/image-embed-api",
+        "pulumi.com/patchForce": "true"}
     assert {"name": "MODELPLANE_MODEL_URI", "value": "s3://acme-ml-models-dev/clip-vit-base-patch32/"} \
         in container["env"]
     # An API without modelUri has no AWS access at all.
-    assert "annotations" not in find.object(dev_plan, "ServiceAccount", "sentiment")["metadata"]
+    assert "eks.amazonaws.com/role-arn" not in find.object(dev_plan, "ServiceAccount", "sentiment")["metadata"][
+        "annotations"]
 
 
 def test_config_files_come_from_a_content_named_configmap_that_rolls_the_pods(render, stack_configs, find) -> None:

@@ -22,6 +22,8 @@ from pydantic import BaseModel
 
 from modelplane.config import ApiConfig, ClusterConfig, NodeGroupConfig
 
+from conftest import DELETE
+
 CLUSTER = "modelplane:cluster"
 GROUPS = "modelplane:nodeGroups"
 APIS = "modelplane:apis"
@@ -128,6 +130,42 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
     # dev's queue worker, with the queue modelplane creates at its defaults.
     "default-queue": (
         ((APIS, "doc-embed", "queue"), {}),
+    ),
+    # dev installed into an existing cluster (an EKS one: its OIDC provider is given, so the queue and
+    # S3 APIs keep their roles), reached by a kubeconfig file, with KEDA, a Prometheus Operator and a
+    # device plugin already there; nodes are not created, so no node-creation key may be set.
+    "existing": (
+        ((CLUSTER,), {"name": "ml-dev", "kubernetesVersion": "1.33", "prometheus": {
+            "url": "http://prometheus-operated.monitoring.svc:9090"}, "existing": {
+            "kubeconfigPath": "~/.kube/config",
+            "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/AAAA",
+            "oidcIssuer": "https://oidc.eks.us-east-1.amazonaws.com/id/AAAA",
+            "addons": {"keda": "present", "prometheus": "present", "nvidiaDevicePlugin": "present"}}}),
+        ((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),
+    ),
+    # The same, with every add-on installed by modelplane (and so pinned by addonNodeSelector).
+    "existing-installs": (
+        ((CLUSTER,), {"name": "ml-dev", "kubernetesVersion": "1.33", "existing": {
+            "kubeconfigPath": "~/.kube/config",
+            "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/AAAA",
+            "oidcIssuer": "https://oidc.eks.us-east-1.amazonaws.com/id/AAAA",
+            "addons": {"clusterAutoscaler": "install"}}}),
+        ((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),
+    ),
+    # The kubeconfig as an encrypted config value, and from another stack's output.
+    "existing-secret": (
+        ((CLUSTER,), {"name": "ml-dev", "existing": {"kubeconfig": {"secure": "v1:c2VjcmV0LW9uZQ=="},
+                                                     "addons": {"keda": "present"}}}),
+        ((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),
+        ((APIS, "doc-embed"), DELETE),
+        ((APIS, "image-embed", "modelUri"), DELETE),
+    ),
+    "existing-reference": (
+        ((CLUSTER,), {"name": "ml-dev", "existing": {"stackReference": {"stack": "acme/eks-base/dev"},
+                                                     "addons": {"keda": "present"}}}),
+        ((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),
+        ((APIS, "doc-embed"), DELETE),
+        ((APIS, "image-embed", "modelUri"), DELETE),
     ),
     # The optional probes exist only once declared; this baseline declares both on sentiment.
     "probes": (
@@ -244,6 +282,33 @@ EXTRA: dict[str, Variation] = {
 }
 
 VARIATIONS |= {
+    # existing clusters
+    "cluster.existing.kubeconfigPath": on((CLUSTER, "existing", "kubeconfigPath"), "/etc/kube/ml-dev.yaml",
+                                          base="existing"),
+    "cluster.existing.context": on((CLUSTER, "existing", "context"), "ml-dev-admin", base="existing"),
+    "cluster.existing.kubeconfig.secure": on((CLUSTER, "existing", "kubeconfig", "secure"), "v1:c2VjcmV0LXR3bw==",
+                                             base="existing-secret"),
+    "cluster.existing.stackReference.stack": on((CLUSTER, "existing", "stackReference", "stack"),
+                                                "acme/eks-base/staging", base="existing-reference"),
+    "cluster.existing.stackReference.output": on((CLUSTER, "existing", "stackReference", "output"),
+                                                 "adminKubeconfig", base="existing-reference"),
+    "cluster.existing.oidcProviderArn": on(
+        (CLUSTER, "existing", "oidcProviderArn"),
+        "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/BBBB", base="existing"),
+    "cluster.existing.oidcIssuer": on((CLUSTER, "existing", "oidcIssuer"),
+                                      "https://oidc.eks.us-east-1.amazonaws.com/id/BBBB", base="existing"),
+    "cluster.existing.kedaRoleName": on((CLUSTER, "existing", "kedaRoleName"), "keda-operator", base="existing"),
+    "cluster.existing.addonNodeSelector": on((CLUSTER, "existing", "addonNodeSelector"),
+                                             {"node-role.example.com/system": "true"}, base="existing-installs"),
+    "cluster.existing.addons.keda": on((CLUSTER, "existing", "addons", "keda"), "install", base="existing"),
+    "cluster.existing.addons.prometheus": on((CLUSTER, "existing", "addons", "prometheus"), "none",
+                                             base="existing"),
+    "cluster.existing.addons.nvidiaDevicePlugin": on((CLUSTER, "existing", "addons", "nvidiaDevicePlugin"),
+                                                     "install", base="existing"),
+    "cluster.existing.addons.clusterAutoscaler": on((CLUSTER, "existing", "addons", "clusterAutoscaler"),
+                                                    "install", base="existing"),
+    "cluster.charts.*.repository": on((CLUSTER, "charts", "keda", "repository"), "oci://registry.example.com/charts"),
+    "cluster.charts.*.version": on((CLUSTER, "charts", "keda", "version"), "2.20.1"),
     "cluster.prometheus.url": on((CLUSTER, "prometheus", "url"), "http://prometheus.observability.svc:9090"),
     "cluster.prometheus.retention": on((CLUSTER, "prometheus", "retention"), "3d"),
     "apis.*.maxQueueLength": on((*SENTIMENT, "maxQueueLength"), 50),

@@ -35,6 +35,10 @@ def test_component_example_registers_a_model_api() -> None:
     assert ("kubernetes:apps/v1:Deployment", "reranker") in registered
     deployment = next(r for r in monitor.recorded if r.type == "kubernetes:apps/v1:Deployment")
     pod = deployment.inputs["spec"]["template"]["spec"]
-    assert pod["nodeSelector"] == {"modelplane.io/node-group": "gpu"}
+    assert pod["nodeSelector"] == {"eks.amazonaws.com/nodegroup": "gpu-a10g"}
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in pod["tolerations"]
+    # The context's provider is the one every object goes through.
+    provider = next(r.urn for r in monitor.recorded if r.name == "my-k8s")
+    assert {r.provider_urn for r in monitor.recorded if r.type.startswith("kubernetes:")} == {provider}
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert pulumi.runtime.settings.get_root_resource().outputs["rerankerUrl"] is not None

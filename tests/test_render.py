@@ -83,7 +83,9 @@ def test_stack_renders(plan_of, stack: str) -> None:
     plan = plan_of(stack)
 
     assert [r.name for r in plan.by_type("modelplane:index:Estate")] == [plan.config.cluster.name]
-    assert set(plan.outputs) == {"clusterName", "kubeconfig", "apiUrls"}
+    # An existing cluster's kubeconfig is the user's already: only a created cluster exports one.
+    created = plan.config.existing is None
+    assert set(plan.outputs) == {"clusterName", "apiUrls"} | ({"kubeconfig"} if created else set())
     assert set(plan.outputs["apiUrls"]) == set(plan.config.apis)
 
 
@@ -141,8 +143,11 @@ def test_custom_resources_pass_their_crd_schemas(plan_of, crd_schemas: Path, sta
     custom = [o for o in kubernetes_objects(plan_of(stack)) if not is_built_in(o)]
     kinds = {o["kind"] for o in custom}
 
-    # Both stacks use KEDA and the Prometheus Operator; dev's queue API needs a TriggerAuthentication.
-    assert {"ScaledObject", "PodMonitor"} <= kinds
+    # Every stack has a KEDA API; the Prometheus Operator's PodMonitors where it runs (not in local, whose
+    # Prometheus scrapes annotations); dev's queue API needs a TriggerAuthentication.
+    assert "ScaledObject" in kinds
+    assert ("PodMonitor" in kinds) == plan_of(stack).config.pod_monitors
+    assert stack == "local" or "PodMonitor" in kinds
     assert stack != "dev" or "TriggerAuthentication" in kinds
     failures = [f"{o['kind']} {o['metadata']['name']}: {error.message} at {list(error.path)}"
                 for o in custom for error in crd_validator(crd_schemas, o).iter_errors(o)]

@@ -1,0 +1,211 @@
+"""The cluster add-ons modelplane installs, as pinned Helm releases.
+
+Plain functions in the pulumi-eks manner: each takes the options its
+resources go under (parent, Kubernetes provider, what to wait for) and the
+node labels its pods are pinned to, so a created EKS cluster
+(:class:`~modelplane.ServingCluster`) and an existing cluster
+(:class:`~modelplane.ExistingCluster`) install them the same way. Chart
+versions come from :mod:`modelplane.charts`; a stack's
+``modelplane:cluster.charts`` may point any chart at a mirror or an OCI
+registry.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from .charts import AUTOSCALER_IMAGES, CHARTS, chart_version
+from .config import SCRAPE_INTERVAL_SECONDS, ClusterConfig, amp_workspace
+from .irsa import service_account_role
+
+__all__ = ["KEDA_SERVICE_ACCOUNT", "MONITORING_NAMESPACE", "PROMETHEUS_URL", "chart_release", "chart_source",
+           "cluster_autoscaler", "keda", "nvidia_device_plugin", "prometheus"]
+
+MONITORING_NAMESPACE = "monitoring"
+_PROMETHEUS_NAME = "kube-prometheus"
+PROMETHEUS_URL = f"http://{_PROMETHEUS_NAME}-prometheus.{MONITORING_NAMESPACE}.svc:9090"
+"""In-cluster address of the Prometheus the cluster installs (the chart's ``fullnameOverride`` fixes it)."""
+
+KEDA_SERVICE_ACCOUNT = ("keda", "keda-operator")
+"""(namespace, service account) of the KEDA operator modelplane installs."""
+
+_AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
+
+
+def chart_source(cluster: ClusterConfig, chart: str) -> tuple[str, str, dict[str, str] | None]:
+    """(chart reference, version, repository options) of one of :data:`~modelplane.charts.CHARTS` for ``cluster``.
+
+    An OCI registry is part of the chart reference (``oci://host/path/<chart>``) and takes no
+    repository options; a Helm repository is given as ``repository_opts.repo``.
+    """
+    override = cluster.charts.get(chart)
+    repository = (override.repository if override else None) or CHARTS[chart][0]
+    version = (override.version if override else None) or chart_version(chart, cluster.kubernetes_version)
+    if repository.startswith("oci://"):
+        return f"{repository.rstrip('/')}/{chart}", version, None
+    return chart, version, {"repo": repository}
+
+
+def chart_release(name: str, chart: str, namespace: str, values: dict[str, Any], opts: pulumi.ResourceOptions,
+                  cluster: ClusterConfig, create_namespace: bool = False) -> k8s.helm.v3.Release:
+    """A Helm release of one of the add-on charts, from the source and at the version ``cluster`` gives it."""
+    reference, version, repository = chart_source(cluster, chart)
+    return k8s.helm.v3.Release(
+        f"{name}-{chart}",
+        # A fixed release name: autonaming appends a suffix to a name that embeds the cluster name
+        # and can exceed Helm's 53-character limit.
+        name=chart,
+        chart=reference,
+        version=version,
+        **({"repository_opts": repository} if repository is not None else {}),
+        namespace=namespace,
+        create_namespace=create_namespace,
+        values=values,
+        opts=opts,
+    )
+
+
+def _pinned(node_selector: dict[str, str]) -> dict[str, Any]:
+    """The ``nodeSelector`` value of a chart whose pods go to ``node_selector`` (none: anywhere)."""
+    return {"nodeSelector": dict(node_selector)} if node_selector else {}
+
+
+def cluster_autoscaler(name: str, cluster: ClusterConfig, region: str, oidc_arn: pulumi.Input[str],
+                       oidc_url: pulumi.Input[str], tags: dict[str, str], node_selector: dict[str, str],
+                       opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """The Kubernetes cluster autoscaler for the EKS cluster ``cluster.name``, with an IRSA role for its groups only."""
+    namespace, account = _AUTOSCALER_SA
+    role = service_account_role(f"{name}-cluster-autoscaler", namespace, account, oidc_arn, oidc_url, tags,
+                                parent=opts.parent)  # type: ignore[arg-type]
+    aws.iam.RolePolicy(
+        f"{name}-cluster-autoscaler",
+        role=role.name,
+        policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    # Only the groups EKS tagged as this cluster's may be resized.
+                    "Effect": "Allow",
+                    "Action": ["autoscaling:SetDesiredCapacity",
+                               "autoscaling:TerminateInstanceInAutoScalingGroup"],
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {
+                        f"aws:ResourceTag/k8s.io/cluster-autoscaler/{cluster.name}": "owned"}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                               "autoscaling:DescribeLaunchConfigurations", "autoscaling:DescribeScalingActivities",
+                               "autoscaling:DescribeTags", "ec2:DescribeImages", "ec2:DescribeInstanceTypes",
+                               "ec2:DescribeLaunchTemplateVersions",
+                               "ec2:GetInstanceTypesFromInstanceRequirements", "eks:DescribeNodegroup"],
+                    "Resource": "*",
+                },
+            ],
+        }),
+        opts=pulumi.ResourceOptions(parent=opts.parent),
+    )
+    return chart_release(
+        name, "cluster-autoscaler", namespace,
+        {
+            "cloudProvider": "aws",
+            "awsRegion": region,
+            "autoDiscovery": {"clusterName": cluster.name},
+            # The autoscaler's minor version must match the control plane's.
+            "image": {"tag": AUTOSCALER_IMAGES[cluster.kubernetes_version]},
+            "rbac": {"serviceAccount": {"name": account,
+                                        "annotations": {"eks.amazonaws.com/role-arn": role.arn}}},
+            "extraArgs": {
+                "balance-similar-node-groups": True,
+                "skip-nodes-with-system-pods": False,
+                "expander": "least-waste",
+            },
+            **_pinned(node_selector),
+        },
+        opts, cluster,
+    )
+
+
+def keda(name: str, cluster: ClusterConfig, oidc: tuple[pulumi.Input[str], pulumi.Input[str]] | None,
+         tags: dict[str, str], node_selector: dict[str, str],
+         opts: pulumi.ResourceOptions) -> tuple[aws.iam.Role | None, k8s.helm.v3.Release]:
+    """KEDA and, when the cluster has an IAM OIDC provider, the operator's IRSA role (for SQS and AMP).
+
+    Queue-depth permissions are attached by each queue API, for its own queue only.
+    """
+    namespace, account = KEDA_SERVICE_ACCOUNT
+    role = None
+    irsa: dict[str, Any] = {}
+    if oidc is not None:
+        role = service_account_role(f"{name}-keda", namespace, account, oidc[0], oidc[1], tags,
+                                    parent=opts.parent)  # type: ignore[arg-type]
+        irsa = {"podIdentity": {"aws": {"irsa": {"enabled": True, "roleArn": role.arn}}}}
+        workspace = amp_workspace(cluster.prometheus.url)
+        if workspace is not None:
+            region, workspace_id = workspace
+            aws.iam.RolePolicy(
+                f"{name}-keda-amp-query",
+                role=role.name,
+                policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow",
+                    "Action": ["aps:QueryMetrics", "aps:GetSeries", "aps:GetLabels", "aps:GetMetricMetadata"],
+                    "Resource": f"arn:aws:aps:{region}:*:workspace/{workspace_id}",
+                }]}),
+                opts=pulumi.ResourceOptions(parent=opts.parent),
+            )
+    release = chart_release(
+        name, "keda", namespace,
+        {**irsa, "serviceAccount": {"operator": {"name": account}}, **_pinned(node_selector)},
+        opts, cluster, create_namespace=True,
+    )
+    return role, release
+
+
+def prometheus(name: str, cluster: ClusterConfig, node_selector: dict[str, str],
+               opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """kube-prometheus-stack: the Prometheus Operator and a Prometheus scraping every PodMonitor, for autoscaling."""
+    pinned = _pinned(node_selector)
+    return chart_release(
+        name, "kube-prometheus-stack", MONITORING_NAMESPACE,
+        {
+            "fullnameOverride": _PROMETHEUS_NAME,
+            "grafana": {"enabled": False},
+            "alertmanager": {"enabled": False},
+            # The operator and its webhook-certificate Jobs stay on the add-on nodes too.
+            "prometheusOperator": {**pinned, "admissionWebhooks": {"patch": {**pinned}}},
+            "kube-state-metrics": {**pinned},
+            "prometheus": {"prometheusSpec": {
+                # Scrape every PodMonitor in the cluster, not only those labelled for this release.
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "scrapeInterval": f"{SCRAPE_INTERVAL_SECONDS}s",
+                "retention": cluster.prometheus.retention,
+                **pinned,
+                "resources": {"requests": {"cpu": "200m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+            }},
+        },
+        opts, cluster, create_namespace=True,
+    )
+
+
+def nvidia_device_plugin(name: str, cluster: ClusterConfig, opts: pulumi.ResourceOptions,
+                         gpu_node_selectors: list[dict[str, str]] | None = None) -> k8s.helm.v3.Release:
+    """The NVIDIA device plugin DaemonSet, which advertises ``nvidia.com/gpu`` on GPU nodes.
+
+    On nodes modelplane creates, the chart's own affinity finds them (they carry
+    ``nvidia.com/gpu.present``); ``gpu_node_selectors`` (one per GPU pool of an existing
+    cluster) replace it with an affinity for exactly those pools' nodes.
+    """
+    # GPU groups may carry user taints besides nvidia.com/gpu; the plugin must run on every GPU node.
+    values: dict[str, Any] = {"tolerations": [{"operator": "Exists"}]}
+    if gpu_node_selectors:
+        values["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(sel.items())]}
+                for sel in gpu_node_selectors]}}}
+    return chart_release(name, "nvidia-device-plugin", "kube-system", values, opts, cluster)
