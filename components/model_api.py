@@ -351,7 +351,7 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
         "revisionHistoryLimit": 10,
         # Zero values are left out, as the API server stores them (its zero-valued fields are omitted), so
         # the rendered object is exactly what the cluster keeps.
-        **({"minReadySeconds": spec.update_strategy.min_ready_seconds} if spec.update_strategy.min_ready_seconds else {}),
+        **({"minReadySeconds": min_ready} if (min_ready := spec.update_strategy.min_ready_seconds) else {}),
         "progressDeadlineSeconds": spec.update_strategy.progress_deadline_seconds,
         "strategy": {"type": "RollingUpdate",
                      "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": max_unavailable}},

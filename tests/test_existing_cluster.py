@@ -143,7 +143,8 @@ def test_exactly_one_kubeconfig_source(stack_configs, sources: dict[str, Any]) -
                                                                              "prometheus": "none"}}))
     found = problems(config)
     assert list(found) == ["modelplane:cluster.existing"]
-    assert "exactly one of kubeconfig (a secret), kubeconfigPath, stackReference" in found["modelplane:cluster.existing"]
+    assert "exactly one of kubeconfig (a secret), kubeconfigPath, stackReference" in \
+        found["modelplane:cluster.existing"]
 
 
 # ------------------------------------------------------------------------ what an existing cluster may say
@@ -209,7 +210,8 @@ def test_a_prometheus_that_is_there_needs_its_url(stack_configs) -> None:
     assert list(found) == ["modelplane:cluster.prometheus.url"]
     assert "image-embed" in found["modelplane:cluster.prometheus.url"]
     installing = stack_configs.edited("local", ((*EXISTING, "addons", "prometheus"), "install"))
-    assert "install conflicts with prometheus.url" in problems(installing)["modelplane:cluster.existing.addons.prometheus"]
+    assert "install conflicts with prometheus.url" in \
+        problems(installing)["modelplane:cluster.existing.addons.prometheus"]
 
 
 def test_installing_the_cluster_autoscaler_needs_an_eks_cluster(stack_configs) -> None:

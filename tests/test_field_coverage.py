@@ -89,6 +89,17 @@ def on(key: tuple[str | int, ...], value: Any, base: str = "dev") -> Variation:
     return Variation(((key, value),), base)
 
 
+EKS_CLUSTER = {
+    "kubeconfigPath": "~/.kube/config",
+    "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/AAAA",
+    "oidcIssuer": "https://oidc.eks.us-east-1.amazonaws.com/id/AAAA",
+}
+"""An existing EKS cluster reached by a kubeconfig file, with its IAM OIDC provider."""
+POOLS_ONLY = (((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),)
+"""dev's node groups as descriptions of existing pools: without the key that sizes a disk modelplane would create."""
+NO_AWS = (((APIS, "doc-embed"), DELETE), ((APIS, "image-embed", "modelUri"), DELETE))
+"""dev without its APIs that need AWS (a queue, a model in S3)."""
+
 BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
     "dev": (),
     # Fields that only mean something next to other settings, all set up in one extra baseline:
@@ -137,35 +148,26 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
     "existing": (
         ((CLUSTER,), {"name": "ml-dev", "kubernetesVersion": "1.33", "prometheus": {
             "url": "http://prometheus-operated.monitoring.svc:9090"}, "existing": {
-            "kubeconfigPath": "~/.kube/config",
-            "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/AAAA",
-            "oidcIssuer": "https://oidc.eks.us-east-1.amazonaws.com/id/AAAA",
-            "addons": {"keda": "present", "prometheus": "present", "nvidiaDevicePlugin": "present"}}}),
-        ((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),
+            **EKS_CLUSTER, "addons": {"keda": "present", "prometheus": "present", "nvidiaDevicePlugin": "present"}}}),
+        *POOLS_ONLY,
     ),
     # The same, with every add-on installed by modelplane (and so pinned by addonNodeSelector).
     "existing-installs": (
         ((CLUSTER,), {"name": "ml-dev", "kubernetesVersion": "1.33", "existing": {
-            "kubeconfigPath": "~/.kube/config",
-            "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/AAAA",
-            "oidcIssuer": "https://oidc.eks.us-east-1.amazonaws.com/id/AAAA",
-            "addons": {"clusterAutoscaler": "install"}}}),
-        ((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),
+            **EKS_CLUSTER, "addons": {"clusterAutoscaler": "install"}}}),
+        *POOLS_ONLY,
     ),
-    # The kubeconfig as an encrypted config value, and from another stack's output.
+    # The kubeconfig as an encrypted config value, and from another stack's output (a cluster
+    # without an OIDC provider: the APIs that need AWS go).
     "existing-secret": (
         ((CLUSTER,), {"name": "ml-dev", "existing": {"kubeconfig": {"secure": "v1:c2VjcmV0LW9uZQ=="},
                                                      "addons": {"keda": "present"}}}),
-        ((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),
-        ((APIS, "doc-embed"), DELETE),
-        ((APIS, "image-embed", "modelUri"), DELETE),
+        *POOLS_ONLY, *NO_AWS,
     ),
     "existing-reference": (
         ((CLUSTER,), {"name": "ml-dev", "existing": {"stackReference": {"stack": "acme/eks-base/dev"},
                                                      "addons": {"keda": "present"}}}),
-        ((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),
-        ((APIS, "doc-embed"), DELETE),
-        ((APIS, "image-embed", "modelUri"), DELETE),
+        *POOLS_ONLY, *NO_AWS,
     ),
     # The optional probes exist only once declared; this baseline declares both on sentiment.
     "probes": (

@@ -93,7 +93,8 @@ class ControlPlane:
             env["EMULATE"] = self.emulate
         run = subprocess.run([str(TOOLCHAIN / "up.sh")], env=env, capture_output=True, text=True, timeout=300)
         if run.returncode != 0:
-            logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted((self.instance / "logs").glob("*.log")))
+            logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}"
+                             for p in sorted((self.instance / "logs").glob("*.log")))
             self.stop()
             raise RuntimeError(f"control plane did not start:\n{run.stdout}\n{run.stderr}\n{logs}")
 
