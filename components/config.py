@@ -247,8 +247,8 @@ class ExistingClusterConfig(_Model):
 
     kubeconfig: str | SecretValue | None = None
     """The cluster's kubeconfig, stored encrypted: ``pulumi config set --secret --path modelplane:cluster.existing.kubeconfig < kubeconfig.yaml``. One of ``kubeconfig``, ``kubeconfigPath`` and ``stackReference`` is required."""
-    kubeconfig_path: str | None = Field(None, min_length=1)
-    """Path of a kubeconfig file on the machine that runs ``pulumi`` (``~`` expands; a relative path starts at the project directory). Only the path goes into the state."""
+    kubeconfig_path: str | None = Field(None, pattern=r"^(/|~/)[^\x00]*$")
+    """Path of a kubeconfig file on the machine that runs ``pulumi``: absolute, or under the home directory (``~/.kube/config``). Only the path goes into the state."""
     context: str | None = Field(None, min_length=1)
     """Context of the kubeconfig to use. Unset: its current context."""
     stack_reference: StackReferenceConfig | None = None

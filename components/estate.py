@@ -9,9 +9,12 @@ the node groups and every model API.
 
 from __future__ import annotations
 
+import os
+
 import pulumi
 
-from .config import ConfigError, EstateConfig, config_from_pulumi, parse_estate
+from . import offline
+from .config import NAMESPACE, ConfigError, EstateConfig, Issue, config_from_pulumi, parse_estate
 from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .gpu_node_group import GpuNodeGroup
 from .model_api import ModelApi, ModelApiArgs, service_url
@@ -31,10 +34,29 @@ def load_estate() -> EstateConfig:
     from_env = set(runtime_config.get_config_secret_keys_env())
     secret_keys = {k for k in config if k in from_env or runtime_config.is_config_secret(k)}
     try:
-        return parse_estate(config, source, secret_keys)
+        estate = parse_estate(config, source, secret_keys)
+        if not offline.active():
+            _check_this_machine(estate)
+        return estate
     except ConfigError as exc:
         # RunError is reported by the Pulumi CLI as a message, without a traceback.
         raise pulumi.RunError(exc.render()) from None
+
+
+def _check_this_machine(estate: EstateConfig) -> None:
+    """What only the machine running ``pulumi`` can tell: the kubeconfig file it is to read exists.
+
+    Offline runs never read it. Without this, the provider takes a missing path for kubeconfig
+    contents and reports an unreachable cluster and a JSON error.
+    """
+    existing = estate.existing
+    if existing is None or existing.kubeconfig_path is None:
+        return
+    if not os.path.isfile(os.path.expanduser(existing.kubeconfig_path)):
+        raise ConfigError(estate.source, [Issue(
+            (f"{NAMESPACE}:cluster", "existing", "kubeconfigPath"),
+            f"{existing.kubeconfig_path!r} is not a file on this machine (the one running pulumi reads it); "
+            "fix the path, or store the kubeconfig itself as a secret (existing.kubeconfig)")])
 
 
 class Estate(pulumi.ComponentResource):

@@ -336,15 +336,25 @@ def start_mock_engine(stack: str, region: str | None,
     return monitor
 
 
+_ACTIVE = threading.local()
+
+
+def active() -> bool:
+    """Whether the program is running offline, under :func:`run_stack`'s mock engine (and must not read this machine)."""
+    return bool(getattr(_ACTIVE, "running", False))
+
+
 def run_stack(stack: str, project: Path | None = None, config_map: dict[str, Any] | None = None) -> Plan:
     """Validate ``stacks/Pulumi.<stack>.yaml`` and run ``infra/__main__.py`` on it under mocks.
 
     ``config_map`` replaces the file's ``config:`` map (tests and benchmarks use it).
     """
     collecting = gc.isenabled()
+    _ACTIVE.running = True
     try:
         return _run_stack(stack, project or find_project(), config_map)
     finally:
+        _ACTIVE.running = False
         if collecting:
             gc.enable()
 

@@ -135,7 +135,7 @@ def test_kubeconfig_from_another_stack(render, stack_configs, find) -> None:
     assert kubeconfig["current-context"] == "acme/eks-base/prod:kubeconfig"
 
 
-@pytest.mark.parametrize("sources", [{}, {"kubeconfigPath": "a", "stackReference": {"stack": "x/y/z"}}],
+@pytest.mark.parametrize("sources", [{}, {"kubeconfigPath": "/a", "stackReference": {"stack": "x/y/z"}}],
                          ids=["none", "two"])
 def test_exactly_one_kubeconfig_source(stack_configs, sources: dict[str, Any]) -> None:
     config = stack_configs.edited("local", (EXISTING, {**sources, "addons": {"keda": "present",
@@ -145,6 +145,14 @@ def test_exactly_one_kubeconfig_source(stack_configs, sources: dict[str, Any]) -
     assert list(found) == ["modelplane:cluster.existing"]
     assert "exactly one of kubeconfig (a secret), kubeconfigPath, stackReference" in \
         found["modelplane:cluster.existing"]
+
+
+def test_a_kubeconfig_path_is_absolute_or_under_home(stack_configs) -> None:
+    # The provider reads the file from its own working directory, which is not the project's.
+    config = stack_configs.edited("local", ((*EXISTING, "kubeconfigPath"), "kubeconfig.yaml"))
+    assert list(problems(config)) == ["modelplane:cluster.existing.kubeconfigPath"]
+    for path in ("/etc/kube/config", "~/.kube/config"):
+        parse_estate(stack_configs.edited("local", ((*EXISTING, "kubeconfigPath"), path)), SOURCE)
 
 
 # ------------------------------------------------------------------------ what an existing cluster may say

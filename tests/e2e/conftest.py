@@ -23,7 +23,7 @@ from .harness import USER_CLUSTER, Cluster, local_config, start_cluster
 def engine() -> Path:
     """The Pulumi installation the tier drives (``$E2E_HOME`` with the built CLI and provider, or PATH's)."""
     if not harness.built_toolchain() and not (USER_CLUSTER and harness.pulumi_root()):
-        pytest.skip("no e2e toolchain: run tests/e2e/toolchain/build.sh (cold ~30 min), or set "
+        pytest.skip("no e2e toolchain: run tests/e2e/toolchain/build.sh (cold ~17 min), or set "
                     "MODELPLANE_E2E_KUBECONFIG to a throwaway cluster and put pulumi on PATH")
     root = harness.pulumi_root()
     assert root is not None

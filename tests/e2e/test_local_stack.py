@@ -311,6 +311,17 @@ def test_a_config_error_fails_preview_and_up_and_changes_nothing(cluster: Cluste
             assert "Traceback" not in text
     finally:
         live.set_config(baseline)
+    # A kubeconfig file that is not on this machine: a keyed error, not the provider's "unreachable
+    # cluster" and a JSON parse error about the path it took for contents.
+    missing = edited(baseline, ("modelplane:cluster", "existing", "kubeconfigPath"), "/nonexistent/kubeconfig")
+    live.set_config(missing)
+    try:
+        with pytest.raises(CommandError) as failure:
+            live.preview()
+        assert ("modelplane:cluster.existing.kubeconfigPath: '/nonexistent/kubeconfig' is not a file on this machine"
+                in str(failure.value))
+    finally:
+        live.set_config(baseline)
     assert state_fingerprint(live) == before_state
     assert deployments(cluster.kube)["sentiment"]["metadata"]["generation"] == before_generation
     assert changed(live.preview()) == {}

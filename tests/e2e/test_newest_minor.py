@@ -4,14 +4,12 @@
 binaries with ``--emulated-version``); this brings the same stack, moved to
 the newest minor, up on a second control plane that emulates nothing. On 1.35
 an HPA may carry per-direction tolerances (beta there), so the CPU API sets
-one and the stored HPA must keep it. The stack reaches the cluster through a
-kubeconfig path relative to the project directory.
+one and the stored HPA must keep it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,9 +31,7 @@ def newest(engine: Path, crd_schemas: Path, tmp_path_factory: pytest.TempPathFac
     cluster = next(cluster_gen)
     try:
         workspace = harness.Workspace(tmp_path_factory.mktemp("e2e-newest"), engine)
-        # A kubeconfig path relative to the project directory, as the field's doc promises.
-        shutil.copy(cluster.kubeconfig, workspace.project / "kubeconfig.yaml")
-        config = pointed_at(local_config(), Path("kubeconfig.yaml"), cluster.context)
+        config = pointed_at(local_config(), cluster.kubeconfig, cluster.context)
         config["modelplane:cluster"]["kubernetesVersion"] = NEWEST_MINOR
         config[APIS]["sentiment"]["autoscaling"]["upscaleTolerance"] = 0.05
         cluster.prepare(config, crd_schemas)
