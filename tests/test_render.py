@@ -274,3 +274,21 @@ def test_max_replicas_change_touches_only_the_hpa(dev_plan, render, stack_config
 def test_rendering_is_deterministic(dev_plan, render, fingerprints) -> None:
     # The comparisons above (and test_field_coverage) rely on two renders of one config being equal.
     assert fingerprints(render("dev")) == fingerprints(dev_plan)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_kubernetes_object_goes_through_the_clusters_provider(plan_of, stack: str) -> None:
+    plan = plan_of(stack)
+    [provider] = plan.by_type("pulumi:providers:kubernetes")
+    objects = [r for r in plan.resources if r.type.startswith("kubernetes:")]
+    assert objects and {r.provider_urn for r in objects} == {provider.urn}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_rendered_object_takes_back_hand_edits(plan_of, stack: str) -> None:
+    # Forced server-side apply (see cluster_context.APPLY_ANNOTATIONS): without it, the real provider
+    # fails even a preview after a `kubectl set image` (the e2e tier's drift scenario).
+    objects = list(kubernetes_objects(plan_of(stack)))
+    assert objects
+    assert [o["metadata"]["name"] for o in objects
+            if o["metadata"].get("annotations", {}).get("pulumi.com/patchForce") != "true"] == []
