@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from . import __version__
 from .addons import chart_source
 from .config import (
     ADDONS,
@@ -41,6 +42,7 @@ EXIT_CONFIG = 2
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="modelplane", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"modelplane {__version__}")
     parser.add_argument("--project", type=Path, default=None,
                         help="project directory (holds Pulumi.yaml); default: the current directory or a parent")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -85,7 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.render(), file=sys.stderr)
         return EXIT_CONFIG
+    except BrokenPipeError:
+        # The reader went away (`modelplane plan | head`): stop quietly, as a shell tool does, and keep
+        # Python from reporting the flush of the closed pipe at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE
     return 0
+
+
+EXIT_PIPE = 141
+"""Exit code after a closed pipe: what a shell reports for a tool that SIGPIPE ended."""
 
 
 # --------------------------------------------------------------------------- validate
@@ -115,25 +126,44 @@ def _render(project: Path, stack: str, out: Path) -> int:
     plan = run_stack(stack, project)
     objects = list(kubernetes_objects(plan))
     k8s_dir = out / "k8s"
-    if k8s_dir.exists():
-        shutil.rmtree(k8s_dir)
-    k8s_dir.mkdir(parents=True)
+    k8s_dir.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
     for obj in objects:
         meta = obj["metadata"]
         folder = k8s_dir / meta.get("namespace", "_cluster")
         folder.mkdir(exist_ok=True)
         path = folder / f"{obj['kind'].lower()}-{meta['name']}.yaml"
         path.write_text(yaml.safe_dump(_sorted(obj), sort_keys=False), encoding="utf-8")
+        written.append(str(path.relative_to(k8s_dir)))
+    _remove_stale(k8s_dir, written)
     resources = {
         "stack": plan.stack,
         "source": plan.config.source,
         "resources": [r.as_json() for r in plan.resources],
         "outputs": {k: ("[secret]" if k in plan.secret_outputs else normalize(v)) for k, v in plan.outputs.items()},
     }
-    (out / "resources.json").write_text(json.dumps(resources, indent=2, default=str) + "\n", encoding="utf-8")
+    (out / "resources.json").write_text(json.dumps(resources, indent=2, sort_keys=True, default=str) + "\n",
+                                        encoding="utf-8")
     print(f"wrote {len(objects)} Kubernetes objects to {k8s_dir} and {len(plan.resources)} resources "
           f"to {out / 'resources.json'}")
     return 0
+
+
+RENDERED = ".modelplane-rendered"
+"""The list, in ``DIR/k8s``, of the files the last ``render`` wrote there: only those may be removed."""
+
+
+def _remove_stale(k8s_dir: Path, written: list[str]) -> None:
+    """Remove what an earlier render wrote and this one did not (an object that is gone); nothing else."""
+    listing = k8s_dir / RENDERED
+    before = listing.read_text(encoding="utf-8").splitlines() if listing.is_file() else []
+    for stale in sorted(set(before) - set(written)):
+        path = k8s_dir / stale
+        if path.is_file() and path.resolve().is_relative_to(k8s_dir.resolve()):
+            path.unlink()
+            if path.parent != k8s_dir and not any(path.parent.iterdir()):
+                path.parent.rmdir()
+    listing.write_text("".join(f"{name}\n" for name in sorted(written)), encoding="utf-8")
 
 
 def _sorted(obj: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +344,8 @@ def _tree(plan: Plan) -> list[str]:
         branch = "" if depth == 0 else ("└─ " if last else "├─ ")
         kids = children.get(resource.urn, [])
         label = f"{_short(resource.type)} {resource.name}"
-        components = [k for k in kids if not k.custom and k.type.startswith("modelplane:")]
+        components = sorted((k for k in kids if not k.custom and k.type.startswith("modelplane:")),
+                            key=lambda k: (_TREE_ORDER.get(_short(k.type), len(_TREE_ORDER)), k.name))
         leaves = [k for k in kids if k not in components]
         if leaves:
             label += "  [" + ", ".join(f"{n} {t}" if n > 1 else t for t, n in
@@ -327,6 +358,11 @@ def _tree(plan: Plan) -> list[str]:
     for root in roots:
         walk(root, "", True, 0)
     return lines
+
+
+_TREE_ORDER = {kind: rank for rank, kind in enumerate(
+    ["ServingCluster", "ExistingCluster", "NodeGroup", "GpuNodeGroup", "ModelApi", "AutoscalingPolicy"])}
+"""The component tree lists the cluster first, then node groups, then APIs (each by name)."""
 
 
 def _short(type_: str) -> str:

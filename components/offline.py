@@ -246,7 +246,8 @@ def _plain(value: Any) -> Any:
             return {"$ref": value["urn"]}
         if signature in (rpc._special_secret_sig, rpc._special_output_value_sig):
             return _plain(value.get("value"))
-        return {k: _plain(v) for k, v in value.items()}
+        # Sorted: the wire's map order is the protobuf runtime's, which differs from run to run.
+        return {k: _plain(value[k]) for k in sorted(value)}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if value == rpc.UNKNOWN:
@@ -377,7 +378,9 @@ def _run_stack(stack: str, project: Path, config_map: dict[str, Any] | None) -> 
     finally:
         sys.path.remove(str(program.parent))
 
-    plan = Plan(stack=stack, config=estate, resources=list(monitor.recorded))
+    # In URN order: the SDK registers resources as their inputs resolve, in an order that varies
+    # between runs, and two runs of the same stack must read the same.
+    plan = Plan(stack=stack, config=estate, resources=sorted(monitor.recorded, key=lambda r: r.urn))
     root = settings.get_root_resource()
     for key, value in (getattr(root, "outputs", None) or {}).items():
         output = pulumi.Output.from_input(value)

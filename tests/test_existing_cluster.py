@@ -9,11 +9,12 @@ The real engine and API server judge the same stack in ``tests/e2e``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
-from modelplane.config import ConfigError, Issue, parse_estate
+from modelplane.config import ConfigError, Issue, load_stack_file, parse_estate
 from modelplane.offline import Plan
 
 from conftest import DELETE
@@ -335,8 +336,6 @@ DUPLICATES = {
 def test_duplicate_keys_are_refused_as_pulumi_refuses_them(tmp_path, name: str) -> None:
     # The e2e tier checks these verdicts against the Pulumi CLI itself (Go yaml.v3: same node kind and
     # same text is a duplicate, whatever the tags); here, that modelplane names every one with its lines.
-    from modelplane.config import load_stack_file
-
     text, expected = DUPLICATES[name]
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text(text)
@@ -345,15 +344,14 @@ def test_duplicate_keys_are_refused_as_pulumi_refuses_them(tmp_path, name: str) 
         return
     with pytest.raises(ConfigError) as caught:
         load_stack_file(path)
-    found = [(int(m[0]), m[1], int(m[2])) for issue in caught.value.issues for m in
-             [__import__("re").match(r"line (\d+): mapping key \"(.*)\" already defined at line (\d+)",
-                                     issue.message).groups()]]
+    lines = [re.match(r"line (\d+): mapping key \"(.*)\" already defined at line (\d+)", issue.message)
+             for issue in caught.value.issues]
+    found = [(int(m[1]), m[2], int(m[3])) for m in lines if m]
+    assert len(found) == len(caught.value.issues)
     assert found == expected
 
 
 def test_duplicate_api_keys_name_the_api(tmp_path) -> None:
-    from modelplane.config import load_stack_file
-
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config:\n  modelplane:apis:\n    sentiment: {image: a:1}\n    sentiment: {image: b:1}\n")
     with pytest.raises(ConfigError) as caught:
