@@ -20,18 +20,17 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .charts import AUTOSCALER_IMAGES, CHARTS, chart_version
-from .config import SCRAPE_INTERVAL_SECONDS, ClusterConfig, amp_workspace
+from .config import KEDA_NAMESPACE, MONITORING_NAMESPACE, SCRAPE_INTERVAL_SECONDS, ClusterConfig, amp_workspace
 from .irsa import service_account_role
 
 __all__ = ["KEDA_SERVICE_ACCOUNT", "MONITORING_NAMESPACE", "PROMETHEUS_URL", "chart_release", "chart_source",
            "cluster_autoscaler", "keda", "nvidia_device_plugin", "prometheus"]
 
-MONITORING_NAMESPACE = "monitoring"
 _PROMETHEUS_NAME = "kube-prometheus"
 PROMETHEUS_URL = f"http://{_PROMETHEUS_NAME}-prometheus.{MONITORING_NAMESPACE}.svc:9090"
 """In-cluster address of the Prometheus the cluster installs (the chart's ``fullnameOverride`` fixes it)."""
 
-KEDA_SERVICE_ACCOUNT = ("keda", "keda-operator")
+KEDA_SERVICE_ACCOUNT = (KEDA_NAMESPACE, "keda-operator")
 """(namespace, service account) of the KEDA operator modelplane installs."""
 
 _AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")

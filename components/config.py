@@ -74,6 +74,15 @@ NAMESPACE = "modelplane"
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 """Namespaces Kubernetes owns; an API (whose namespace is its name) may not take them."""
 
+KEDA_NAMESPACE = "keda"
+"""Namespace of the KEDA modelplane installs."""
+
+MONITORING_NAMESPACE = "monitoring"
+"""Namespace of the kube-prometheus-stack modelplane installs."""
+
+ADDON_NAMESPACES = {KEDA_NAMESPACE: "KEDA", MONITORING_NAMESPACE: "kube-prometheus-stack"}
+"""Namespaces the add-ons modelplane installs live in; an API may not take them either."""
+
 CONFIG_DIR = "/etc/modelplane/config"
 """Where an API's config files are mounted (read-only)."""
 
@@ -139,7 +148,14 @@ CpuQuantity = Annotated[str, BeforeValidator(_number_to_str),
 MemQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h|d)$")]
 IntOrPercent = Annotated[int, Field(ge=0)] | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}%$")]
-Cidr = Annotated[IPv4Network, Field(strict=False)]
+def _cidr_text(value: Any) -> Any:
+    # IPv4Network takes numbers too (true -> 0.0.0.1/32): a CIDR in a stack file is text.
+    if not isinstance(value, (str, IPv4Network)):
+        raise ValueError(f"a CIDR is text such as 10.0.0.0/16, got {_show(value)}")
+    return value
+
+
+Cidr = Annotated[IPv4Network, BeforeValidator(_cidr_text), Field(strict=False)]
 LabelKey = Annotated[str, StringConstraints(
     pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
     max_length=253)]
@@ -554,10 +570,18 @@ class Issue:
     message: str
 
     def where(self) -> str:
-        key = str(self.path[0]) if self.path else NAMESPACE
+        key = _shown_key(self.path[0]) if self.path else NAMESPACE
         for part in self.path[1:]:
-            key += f"[{part}]" if isinstance(part, int) else f".{part}"
+            key += f"[{part}]" if isinstance(part, int) else f".{_shown_key(part)}"
         return key
+
+
+def _shown_key(part: str | int) -> str:
+    """A key as it appears in a key path: as written, or quoted when it is empty or holds blanks or controls."""
+    text = str(part)
+    if text and text.isprintable() and not any(c.isspace() for c in text):
+        return text
+    return json.dumps(text)
 
 
 class ConfigError(Exception):
@@ -793,10 +817,17 @@ def load_stack_file(path: str | os.PathLike[str], source: str | None = None) -> 
                                              "file is UTF-8 text")]) from None
     try:
         document = _load_yaml(text, source)
+    except yaml.reader.ReaderError as exc:
+        line = text[:exc.position].count("\n") + 1
+        code = ord(exc.character) if isinstance(exc.character, str) else exc.character
+        shown = f"U+{code:04X}" if isinstance(code, int) else repr(code)
+        raise ConfigError(source, [Issue((), f"line {line}: the character {shown} may not appear in YAML; "
+                                             "remove it")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        # One line per problem: PyYAML's messages may span several.
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise ConfigError(source, [Issue((), f"{where}the file is not valid YAML ({problem})")]) from None
     if document is None:
         document = {}
@@ -821,7 +852,7 @@ def _load_yaml(text: str, source: str) -> Any:
     on the composed nodes before anything is constructed, compares keys as yaml.v3 does (same node
     kind, same text after unquoting: ``1`` and ``"1"`` collide) and reports every duplicate.
     """
-    loader = yaml.SafeLoader(text)
+    loader = _StackFileLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -830,8 +861,26 @@ def _load_yaml(text: str, source: str) -> Any:
         if duplicates:
             raise ConfigError(source, duplicates)
         return loader.construct_document(node)
+    except RecursionError:
+        raise ConfigError(source, [Issue((), "the file nests lists or mappings too deeply to be read (a stack "
+                                             "file needs a handful of levels)")]) from None
     finally:
         loader.dispose()
+
+
+class _StackFileLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with a keyed error where it would raise a bare ValueError."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        try:
+            return super().construct_yaml_int(node)  # type: ignore[no-any-return]
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(node.value)} digits, more than this reader takes (4300)",
+                node.start_mark) from None
+
+
+_StackFileLoader.add_constructor("tag:yaml.org,2002:int", _StackFileLoader.construct_yaml_int)
 
 
 def _duplicate_keys(node: yaml.Node, path: tuple[str | int, ...]) -> Iterator[Issue]:
@@ -883,10 +932,11 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
     def key(name: str) -> str:
         return f"{NAMESPACE}:{name}"
 
-    for name in config:
-        if name.startswith(f"{NAMESPACE}:") and name[len(NAMESPACE) + 1:] not in _SECTIONS:
-            issues.append(Issue((name,), "unknown key; valid keys are "
-                                + ", ".join(key(s) for s in _SECTIONS)))
+    config = _qualified_keys(config, issues)
+    if not config and not issues:
+        raise ConfigError(source, [Issue((), "holds no configuration; a stack file starts with `config:` and "
+                                             f"needs at least {key('cluster')} (and aws:region unless the "
+                                             "cluster is an existing one); see stacks/Pulumi.dev.yaml")])
 
     cluster = _validate(ClusterConfig, config.get(key("cluster")), (key("cluster"),), issues,
                         required=True)
@@ -901,7 +951,7 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
     apis = _validate_map(ApiConfig, config.get(key("apis"), {}), (key("apis"),), issues)
 
     raw_groups = config.get(key("nodeGroups"), {})
-    group_names = sorted(raw_groups) if isinstance(raw_groups, dict) else []
+    group_names = sorted(str(n) for n in raw_groups) if isinstance(raw_groups, dict) else []
     warnings: list[str] = []
     if cluster is not None:
         issues += _check_cluster(cluster, (key("cluster"),), warnings)
@@ -917,9 +967,15 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
                                   secret_keys)
     raw_apis = config.get(key("apis"), {})
     for name, entry in (raw_apis.items() if isinstance(raw_apis, dict) else ()):
+        if not isinstance(name, str):
+            continue  # reported by _validate_map as an invalid name
         if name in RESERVED_NAMESPACES:
             issues.append(Issue((key("apis"), name), f"{name!r} is a namespace Kubernetes owns and each API "
                                 "gets a namespace of its own name; pick another API name"))
+        if name in ADDON_NAMESPACES:
+            issues.append(Issue((key("apis"), name), f"{name!r} is the namespace of {ADDON_NAMESPACES[name]}, an "
+                                "add-on of the cluster, and each API gets a namespace of its own name; pick "
+                                "another API name"))
         if name not in apis and isinstance(entry, dict):
             issues += _check_partly_valid_api(name, entry, issues, node_groups, group_names, (key("apis"), name),
                                               cluster)
@@ -933,6 +989,52 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
     return EstateConfig(source=source, region=region, cluster=cluster,
                         node_groups=dict(sorted(node_groups.items())),
                         apis=dict(sorted(apis.items())), warnings=warnings)
+
+
+_NAMESPACE_OF_OTHERS = ("aws", "kubernetes", "pulumi", "eks")
+"""Config namespaces of the providers a stack file may also configure (left alone)."""
+
+
+def _qualified_keys(config: Mapping[Any, Any], issues: list[Issue]) -> dict[str, Any]:
+    """The config map with every key as Pulumi reads it (``namespace:name``), reporting keys it would refuse.
+
+    Pulumi qualifies a key without a namespace with the project's (``apis`` is ``modelplane:apis``)
+    and refuses keys that are not strings or have more than one colon. modelplane refuses, besides,
+    a key written both ways (Pulumi silently keeps the last), its own keys with a misspelt namespace
+    (``modelplan:apis`` would deploy an estate without APIs) and unknown keys of its namespace.
+    """
+    qualified: dict[str, Any] = {}
+    sections = [f"{NAMESPACE}:{s}" for s in _SECTIONS]
+    for raw, value in config.items():
+        if not isinstance(raw, str) or not re.fullmatch(r"[^:\s]+(:[^:\s]+)?", raw):
+            issues.append(Issue((str(raw),), f"is not a configuration key: keys are text of the form "
+                                             f"<namespace>:<name> (e.g. {NAMESPACE}:apis), got {_show(raw)}"))
+            continue
+        name = raw if ":" in raw else f"{NAMESPACE}:{raw}"
+        if name in qualified:
+            issues.append(Issue((name,), f"is given twice, as {raw!r} and with its namespace; Pulumi reads a key "
+                                         f"without a namespace as {NAMESPACE}:<key>: keep one"))
+            continue
+        namespace, _, section = name.partition(":")
+        if namespace == NAMESPACE and section not in _SECTIONS:
+            hint = _did_you_mean(name, sections)
+            issues.append(Issue((name,), f"unknown key{hint}; valid keys are {', '.join(sections)}"))
+            continue
+        if namespace != NAMESPACE and namespace not in _NAMESPACE_OF_OTHERS and (
+                section in _SECTIONS or _did_you_mean(namespace, [NAMESPACE])):
+            hint = _did_you_mean(name, sections) or f" (did you mean '{NAMESPACE}:{section}'?)"
+            issues.append(Issue((raw,), f"is in namespace {namespace!r}, which modelplane does not read{hint}"))
+            continue
+        qualified[name] = value
+    return qualified
+
+
+def _did_you_mean(word: str, candidates: Collection[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the closest candidate to a misspelt ``word``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _existing_section(raw_cluster: Any, cluster: ClusterConfig | None) -> bool:
@@ -1011,18 +1113,24 @@ def _issues_from_pydantic(model: type[BaseModel], exc: ValidationError,
     for error in exc.errors(include_url=False):
         # pydantic names union branches in the loc ("int", "constrained-str", "function-before[...]");
         # they are not keys of the file.
-        loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and _is_branch_tag(part)))
         kind = error["type"]
+        raw = tuple(error["loc"])
+        # The key an extra_forbidden error names is the user's, whatever it spells ("int", "none").
+        keep = raw[-1:] if kind == "extra_forbidden" else ()
+        head = raw[:-1] if keep else raw
+        loc = tuple(part for part in head if not (isinstance(part, str) and _is_branch_tag(part))) + keep
         if kind == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
-            valid = ", ".join(f.alias or n for n, f in owner.model_fields.items()) if owner else ""
-            message = f"unknown key {loc[-1]!r}; valid keys here: {valid}"
+            keys = [f.alias or n for n, f in owner.model_fields.items()] if owner else []
+            message = f"unknown key {loc[-1]!r}{_did_you_mean(str(loc[-1]), keys)}; valid keys here: {', '.join(keys)}"
         elif kind == "missing":
             message = "is required"
             if (owner := _model_at(model, loc)) is not None:
                 message += f" (required keys: {', '.join(_required_keys(owner))})"
+        elif kind == "value_error":
+            message = str((error.get("ctx") or {}).get("error") or error["msg"])  # our own validators' sentences
         else:
-            message = error["msg"].rstrip(".") + f"; got {_show(error.get('input'))}"
+            message = error["msg"].rstrip(".") + f"; got {_show(error.get('input'))}" + _quote_hint(error)
         messages = by_loc.setdefault(loc, [])
         if message not in messages:
             messages.append(message)
@@ -1033,6 +1141,17 @@ def _issues_from_pydantic(model: type[BaseModel], exc: ValidationError,
             wanted = " or ".join(dict.fromkeys(m.rsplit("; got ", 1)[0] for m in messages))
             messages = [f"{wanted}; got {got}"]
         yield Issue(path + loc, messages[0])
+
+
+def _quote_hint(error: Any) -> str:
+    """A hint for a number YAML read where text was wanted (``kubernetesVersion: 1.33``): quote it."""
+    value = error.get("input")
+    wants_text = error["type"] in ("literal_error", "string_type", "string_pattern_mismatch") and (
+        error["type"] != "literal_error" or all(isinstance(v, str) for v in (error.get("ctx") or {}).get(
+            "expected_values", ["x"])))
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and wants_text:
+        return f" (a number to YAML; quote it for text: \"{value}\")"
+    return ""
 
 
 def _is_branch_tag(part: str) -> bool:
@@ -1155,6 +1274,7 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     for knob in ("upscale_stabilization_period", "downscale_stabilization_period"):
         if duration_seconds(getattr(scaling, knob)) > 3600:
             yield Issue(path + ("autoscaling", to_camel(knob)), "must be at most 1h (the Kubernetes limit)")
+    yield from _check_zero_resources(api, path)
     if scaling_metric(api) == "cpu" and _millicores(api.compute.cpu) == 0:
         yield Issue(path + ("compute", "cpu"), "metric cpu scales on a percent of the CPU request, which is 0; "
                                                "request some CPU (e.g. 200m)")
@@ -1232,6 +1352,24 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
             shown = api.compute.mem if not with_sidecars else f"{mem:g}Gi"
             yield Issue(path + ("compute", "mem"), f"{shown}{with_sidecars} does not fit on a {smallest.name} "
                                                    f"({smallest.memory_gib:g} GiB)")
+
+
+def _check_zero_resources(api: ApiConfig, path: tuple[str | int, ...]) -> Iterator[Issue]:
+    """Quantities that are set to nothing: a memory limit of 0, an empty /dev/shm, a proxy with no room."""
+    memories = [(path + ("compute", "mem"), api.compute.mem), (path + ("compute", "shm"), api.compute.shm),
+                *((path + ("sidecars", n, "compute", "mem"), c.compute.mem) for n, c in api.sidecars.items())]
+    if api.proxy.enabled:
+        memories.append((path + ("proxy", "mem"), api.proxy.mem))
+    for where, mem in memories:
+        if mem is not None and _gib(mem) == 0:
+            yield Issue(where, f"{mem} is no memory at all (as a limit it would leave the container none); give a "
+                               "size such as 512Mi, or leave it unset for no request")
+    if api.proxy.enabled and _millicores(api.proxy.cpu) == 0:
+        yield Issue(path + ("proxy", "cpu"), f"{api.proxy.cpu} gives the proxy that every request passes no CPU; "
+                                             "give it some (default 100m)")
+    if api_gpus(api) and _millicores(api.compute.cpu) == 0:
+        yield Issue(path + ("compute", "cpu"), f"{api.compute.cpu} CPU on a GPU API: the server that feeds the GPU "
+                                               "would run on whatever CPU is left over; request some (e.g. 2)")
 
 
 def _check_proxy(api: ApiConfig, path: tuple[str | int, ...]) -> Iterator[Issue]:

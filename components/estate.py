@@ -37,6 +37,9 @@ def load_estate() -> EstateConfig:
         estate = parse_estate(config, source, secret_keys)
         if not offline.active():
             _check_this_machine(estate)
+            # The same warnings `modelplane plan` prints, in the engine's log: `pulumi preview` shows them.
+            for warning in estate.warnings:
+                pulumi.log.warn(warning)
         return estate
     except ConfigError as exc:
         # RunError is reported by the Pulumi CLI as a message, without a traceback.

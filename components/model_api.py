@@ -115,6 +115,10 @@ class ModelApi(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         cluster = args.cluster
+        if api_gpus(args.spec) and not args.placement.gpu:
+            # The config check says this for a stack file; a component used directly says it here.
+            raise ValueError(f"ModelApi {name!r} asks for {api_gpus(args.spec)} GPU(s) per replica but its placement, "
+                             f"node group {args.placement.group!r}, has no GPUs: its replicas would never schedule")
         if cluster.provider is not None:
             opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[cluster.provider]))
         super().__init__("modelplane:index:ModelApi", name, None, opts)

@@ -959,3 +959,25 @@ def test_a_secret_cannot_shadow_a_directory_modelplane_mounts(stack_configs) -> 
 
     [issue] = caught.value.issues
     assert issue.where() == "modelplane:apis.sentiment.secrets.creds"
+
+
+def test_model_api_used_directly_refuses_gpus_on_a_placement_without_them() -> None:
+    # A stack file gets this as a config error; a ModelApi built in someone's own program gets it here.
+    import gc
+
+    import pulumi
+
+    from modelplane import ApiConfig, ClusterContext, ModelApi, ModelApiArgs, NodeGroupConfig, Placement
+    from modelplane.offline import start_mock_engine
+
+    start_mock_engine("direct", "us-east-1")
+    try:
+        spec = ApiConfig.model_validate({"image": "ghcr.io/acme/x:1", "nodeGroup": "cpu",
+                                         "readinessProbe": {"path": "/"}, "compute": {"gpu": 1}})
+        cpu = Placement.for_group("cpu", NodeGroupConfig.model_validate({"instanceTypes": ["m6i.large"]}))
+        with pytest.raises(ValueError, match="asks for 1 GPU\\(s\\) per replica but its placement, node group "
+                                             "'cpu', has no GPUs"):
+            ModelApi("x", ModelApiArgs(spec=spec, placement=cpu, cluster=ClusterContext(name="c")))
+    finally:
+        gc.enable()
+        pulumi.runtime.settings.reset_options()

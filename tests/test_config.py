@@ -138,7 +138,7 @@ def test_env_value_must_be_a_string(stack_configs) -> None:
 
     assert issue.where() == "modelplane:apis.sentiment.env.WORKERS"
     assert "string" in issue.message
-    assert issue.message.endswith("got 4")
+    assert issue.message.endswith('got 4 (a number to YAML; quote it for text: "4")')
 
 
 def test_out_of_range_number_says_the_limit(stack_configs) -> None:
@@ -168,7 +168,7 @@ def test_kubernetes_version_outside_the_supported_list_names_the_supported_ones(
 
     assert issue.where() == "modelplane:cluster.kubernetesVersion"
     assert "'1.33'" in issue.message
-    assert issue.message.endswith("got 1.3")
+    assert issue.message.endswith('got 1.3 (a number to YAML; quote it for text: "1.3")')
 
 
 def test_bad_int_or_percent_is_one_issue_at_the_key(stack_configs) -> None:

@@ -402,10 +402,13 @@ class LiveStack:
     def _logged(self, what: str) -> Callable[[str], None]:
         handle = self.log.open("a")
         handle.write(f"\n===== {what} {time.strftime('%H:%M:%S')}\n")
+        self.output: list[str] = []
+        """What the last operation printed."""
 
         def out(line: str) -> None:
             handle.write(line if line.endswith("\n") else line + "\n")
             handle.flush()
+            self.output.append(line)
 
         return out
 

@@ -500,3 +500,16 @@ def test_a_kubeconfig_stored_as_a_secret_reaches_the_cluster(cluster: Cluster, l
     plan = changed(stack.preview())
     assert (DEPLOYMENT, "sentiment") in plan and plan[(DEPLOYMENT, "sentiment")] == {"create"}
     assert {ops.pop() for ops in plan.values()} == {"create"}
+
+
+def test_the_plans_warnings_show_in_pulumi_preview(live: LiveStack) -> None:
+    # image-embed at 2 replicas plus a rollout's surge needs 3 GPUs; the pool has 2: modelplane plan warns,
+    # and so must the preview, through the engine's log.
+    baseline = copy.deepcopy(live.config)
+    live.set_config(edited(baseline, (APIS, "image-embed", "autoscaling", "maxReplicas"), 2))
+    try:
+        live.preview()
+    finally:
+        live.set_config(baseline)
+    warnings = [line for line in live.output if "node group 'gpu': its APIs at maxReplicas use 2 GPU(s)" in line]
+    assert warnings, "".join(live.output)[-3000:]
