@@ -414,22 +414,27 @@ class LiveStack:
 
     def preview(self, refresh: bool = False) -> list[Step]:
         steps, on_event = _steps_collector()
-        self._stack.preview(on_event=on_event, on_output=self._logged("preview"), diff=True, refresh=refresh or None)
+        # Both streams: with --diff, the CLI writes the program's warnings to stderr.
+        out = self._logged("preview")
+        self._stack.preview(on_event=on_event, on_output=out, on_error=out, diff=True, refresh=refresh or None)
         return steps
 
     def up(self, refresh: bool = False) -> tuple[list[Step], Any]:
         steps, on_event = _steps_collector()
-        result = self._stack.up(on_event=on_event, on_output=self._logged("up"), diff=True, refresh=refresh or None)
+        out = self._logged("up")
+        result = self._stack.up(on_event=on_event, on_output=out, on_error=out, diff=True, refresh=refresh or None)
         self.ups.append((steps, result))
         return steps, result
 
     def refresh(self) -> tuple[list[Step], Any]:
         steps, on_event = _steps_collector()
-        result = self._stack.refresh(on_event=on_event, on_output=self._logged("refresh"))
+        out = self._logged("refresh")
+        result = self._stack.refresh(on_event=on_event, on_output=out, on_error=out)
         return steps, result
 
     def destroy(self) -> Any:
-        return self._stack.destroy(on_output=self._logged("destroy"))
+        out = self._logged("destroy")
+        return self._stack.destroy(on_output=out, on_error=out)
 
     def resources(self) -> list[dict[str, Any]]:
         """The resources in the stack's state (type, urn, inputs, outputs)."""
