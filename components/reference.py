@@ -11,7 +11,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from .config import NAMESPACE, ApiConfig, ClusterConfig, NodeGroupConfig, _inner_model
+from .config import NAMESPACE, ApiConfig, ClusterConfig, NodeGroupConfig
+from .config.estate import _inner_model
 
 __all__ = ["BEGIN", "END", "SECTIONS", "config_reference", "json_schema", "write_reference"]
 
