@@ -8,7 +8,7 @@ and, where a mirror lacks the pinned release, at another version.
 
 from __future__ import annotations
 
-__all__ = ["AUTOSCALER_IMAGES", "CHARTS", "KUBERNETES_VERSIONS", "chart_version"]
+__all__ = ["ADDON_CHARTS", "AUTOSCALER_IMAGES", "CHARTS", "KUBERNETES_VERSIONS", "chart_version"]
 
 KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
 """Kubernetes minor versions modelplane renders and validates against."""
@@ -26,6 +26,10 @@ CHARTS: dict[str, tuple[str, str | dict[str, str]]] = {
     "kube-prometheus-stack": ("https://prometheus-community.github.io/helm-charts", "88.5.3"),
 }
 """Helm charts the cluster installs: name -> (default repository, pinned chart version or one per minor)."""
+
+ADDON_CHARTS = {"keda": "keda", "prometheus": "kube-prometheus-stack", "nvidiaDevicePlugin": "nvidia-device-plugin",
+                "clusterAutoscaler": "cluster-autoscaler"}
+"""The chart of each add-on, by its key in ``existing.addons``."""
 
 AUTOSCALER_IMAGES = {"1.31": "v1.31.0", "1.32": "v1.32.0", "1.33": "v1.33.0", "1.34": "v1.34.2", "1.35": "v1.35.0"}
 """Cluster-autoscaler image per minor: each chart's own default tag, pinned here so a chart bump cannot move it."""

@@ -20,6 +20,7 @@ import yaml
 
 from . import __version__
 from .addons import chart_source
+from .charts import ADDON_CHARTS
 from .config import (
     ADDONS,
     ApiConfig,
@@ -233,10 +234,6 @@ def _existing_summary(estate: EstateConfig) -> str:
     return f"an existing cluster ({reached}{context}){region}"
 
 
-_ADDON_CHARTS = {"keda": "keda", "prometheus": "kube-prometheus-stack", "nvidiaDevicePlugin": "nvidia-device-plugin",
-                 "clusterAutoscaler": "cluster-autoscaler"}
-
-
 def _addon_row(estate: EstateConfig, addon: str) -> list[str]:
     """One add-on: whether the estate needs it, and whether it installs it (from which chart) or finds it there."""
     needed = {
@@ -249,9 +246,9 @@ def _addon_row(estate: EstateConfig, addon: str) -> list[str]:
     if not needed:
         return [addon, "not needed", "-"]
     if mode == "install":
-        reference, version, repository = chart_source(estate.cluster, _ADDON_CHARTS[addon])
+        reference, version, repository = chart_source(estate.cluster, ADDON_CHARTS[addon])
         source = repository["repo"] if repository else reference.rsplit("/", 1)[0]
-        return [addon, "installed by modelplane", f"{_ADDON_CHARTS[addon]} {version} from {source}"]
+        return [addon, "installed by modelplane", f"{ADDON_CHARTS[addon]} {version} from {source}"]
     here = {"present": "present, only used", "none": "none"}[mode]
     if addon == "prometheus" and estate.cluster.prometheus.url:
         kind = "present (APIs get PodMonitors)" if mode == "present" else "outside (scrapes pod annotations)"

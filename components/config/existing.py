@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 from pydantic.alias_generators import to_camel, to_snake
 
+from ..charts import ADDON_CHARTS
 from ._base import NAMESPACE, Issue, LabelKey, LabelValue, _Model
 from .apis import api_gpus
 from .autoscaling import scaling_metric, uses_keda, uses_prometheus
@@ -74,8 +75,10 @@ class ExistingClusterConfig(_Model):
     """Which add-ons modelplane installs and which are already there."""
 
 
-ADDONS = ("keda", "prometheus", "nvidiaDevicePlugin", "clusterAutoscaler")
+ADDONS = tuple(ADDON_CHARTS)
 """The add-ons an estate may install, by their key in ``existing.addons``."""
+
+assert set(ADDONS) == {f.alias for f in ExistingAddonsConfig.model_fields.values()}
 
 
 def addon_mode(cluster: ClusterConfig, node_groups: Mapping[str, NodeGroupConfig], addon: str) -> str:

@@ -550,8 +550,9 @@ class Cluster:
     def prepare(self, config: dict[str, Any], crd_schemas: Path) -> None:
         """kwok Nodes for the stack's node groups and the CRDs of the add-ons it declares present."""
         if self.plane is not None:
-            self.kube.apply(kwok_nodes(config))
-            nodes = len(kwok_nodes(config))
+            fake = kwok_nodes(config)
+            self.kube.apply(fake)
+            nodes = len(fake)
             self.kube.wait_for(f"{nodes} Ready nodes", lambda: sum(
                 1 for n in self.kube.items("nodes") for c in n["status"].get("conditions", [])
                 if c["type"] == "Ready" and c["status"] == "True") >= nodes, timeout=60)
