@@ -428,17 +428,25 @@ def sidecar_container(name: str, spec: ApiConfig, sidecar_name: str, mounts: lis
             {"name": "MODELPLANE_API_NAME", "value": name},
             {"name": "MODELPLANE_SOCKET_DIR", "value": SOCKET_DIR},
         ],
+        **({"ports": [{"containerPort": sidecar.port, "protocol": "TCP"}]} if sidecar.port is not None else {}),
         "resources": resources(sidecar.compute),
         "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_SECONDS}}},
+        # A sidecar's readiness counts towards the replica's: it takes traffic only when both are ready.
+        **({"readinessProbe": http_probe(sidecar.readiness_probe, sidecar.port)}
+           if sidecar.readiness_probe and sidecar.port is not None else {}),
+        **({"livenessProbe": http_probe(sidecar.liveness_probe, sidecar.port)}
+           if sidecar.liveness_probe and sidecar.port is not None else {}),
+        **({"startupProbe": http_probe(sidecar.startup_probe, sidecar.port)}
+           if sidecar.startup_probe and sidecar.port is not None else {}),
         "securityContext": _security_context(spec),
         "volumeMounts": mounts,
     }
 
 
-def http_probe(probe: ProbeConfig | StartupProbeConfig) -> dict[str, Any]:
-    """An HTTP GET probe against the container's ``http`` port."""
+def http_probe(probe: ProbeConfig | StartupProbeConfig, port: int | str = "http") -> dict[str, Any]:
+    """An HTTP GET probe against ``port`` (default: the serving container's port, named ``http``)."""
     return {
-        "httpGet": {"path": probe.path, "port": "http"},
+        "httpGet": {"path": probe.path, "port": port},
         "periodSeconds": probe.period_seconds,
         "timeoutSeconds": probe.timeout_seconds,
         "failureThreshold": probe.failure_threshold,

@@ -981,3 +981,27 @@ def test_model_api_used_directly_refuses_gpus_on_a_placement_without_them() -> N
     finally:
         gc.enable()
         pulumi.runtime.settings.reset_options()
+
+
+def test_sidecar_probes_target_its_own_port(render, stack_configs, find) -> None:
+    import kubernetes_validate
+
+    config = stack_configs.edited("dev", (("modelplane:apis", "sentiment", "sidecars"), {"ranker": {
+        "image": "ghcr.io/acme/ranker:2.1.0", "port": 9000,
+        "readinessProbe": {"path": "/ready", "periodSeconds": 4},
+        "livenessProbe": {"path": "/live"}, "startupProbe": {"path": "/ready", "failureThreshold": 30}}}))
+    deployment = find.object(render("dev", config), "Deployment", "sentiment")
+    ranker = next(c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "ranker")
+    assert ranker["ports"] == [{"containerPort": 9000, "protocol": "TCP"}]
+    assert ranker["readinessProbe"] == {"httpGet": {"path": "/ready", "port": 9000}, "periodSeconds": 4,
+                                        "timeoutSeconds": 3, "failureThreshold": 3}
+    assert ranker["livenessProbe"]["httpGet"] == {"path": "/live", "port": 9000}
+    assert ranker["startupProbe"] == {"httpGet": {"path": "/ready", "port": 9000}, "periodSeconds": 10,
+                                      "timeoutSeconds": 3, "failureThreshold": 30}
+    kubernetes_validate.validate(deployment, "1.33", strict=True)
+    # A sidecar without a port gets neither ports nor probes (dev's other APIs have none).
+    plain = stack_configs.edited("dev", (("modelplane:apis", "sentiment", "sidecars"), {"ranker": {
+        "image": "ghcr.io/acme/ranker:2.1.0"}}))
+    [bare] = [c for c in find.object(render("dev", plain), "Deployment", "sentiment")["spec"]["template"]["spec"][
+        "containers"] if c["name"] == "ranker"]
+    assert not {"ports", "readinessProbe", "livenessProbe", "startupProbe"} & set(bare)

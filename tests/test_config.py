@@ -666,3 +666,25 @@ def test_writable_path_on_a_directory_modelplane_mounts_is_an_error(stack_config
 
     assert issue.where() == "modelplane:apis.sentiment.writablePaths[1]"
     assert issue.message == f"{directory!r} is a directory modelplane mounts; list distinct directories"
+
+
+def test_sidecar_probes_need_a_port_and_ports_do_not_clash(stack_configs) -> None:
+    config = stack_configs.edited("dev", ((APIS, "sentiment", "sidecars"), {
+        "a": {"image": "ghcr.io/acme/a:1", "readinessProbe": {"path": "/"}},
+        "b": {"image": "ghcr.io/acme/b:1", "port": 8080},
+        "c": {"image": "ghcr.io/acme/c:1", "port": 8888},
+        "d": {"image": "ghcr.io/acme/d:1", "port": 9100},
+        "e": {"image": "ghcr.io/acme/e:1", "port": 9100}}))
+
+    found = {i.where(): i.message for i in problems(config)}
+
+    assert found == {
+        "modelplane:apis.sentiment.sidecars.a.readinessProbe": "probes the sidecar over HTTP and needs its `port`; "
+                                                               "set the port it listens on, or remove the probe",
+        "modelplane:apis.sentiment.sidecars.b.port": "8080 is already the serving container's port in the same pod; "
+                                                     "pick another port",
+        "modelplane:apis.sentiment.sidecars.c.port": "8888 is already the proxy's port in the same pod; pick another "
+                                                     "port",
+        "modelplane:apis.sentiment.sidecars.e.port": "9100 is already the port of sidecar 'd' in the same pod; "
+                                                     "pick another port",
+    }

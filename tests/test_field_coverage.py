@@ -120,6 +120,12 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
     "sidecar": (
         ((APIS, "sentiment", "sidecars"), {"helper": {"image": "ghcr.io/acme/helper:1.0.0"}}),
     ),
+    # A sidecar with a port and every probe against it.
+    "sidecar-probes": (
+        ((APIS, "sentiment", "sidecars"), {"helper": {
+            "image": "ghcr.io/acme/helper:1.0.0", "port": 9000, "readinessProbe": {"path": "/ready"},
+            "livenessProbe": {"path": "/live"}, "startupProbe": {"path": "/started"}}}),
+    ),
     # A GPU sidecar goes on dev's GPU API, whose serving container gives up its one GPU for it.
     "gpu-sidecar": (
         ((APIS, "image-embed", "compute", "gpu"), 0),
@@ -258,6 +264,16 @@ VARIATIONS: dict[str, Variation] = {
     "apis.*.sidecars.*.compute.mem": on((*SENTIMENT, "sidecars", "helper", "compute", "mem"), "256Mi",
                                         base="sidecar"),
     "apis.*.sidecars.*.compute.gpu": on((*EMBED, "sidecars", "helper", "compute", "gpu"), 1, base="gpu-sidecar"),
+    "apis.*.sidecars.*.port": on((*SENTIMENT, "sidecars", "helper", "port"), 9001, base="sidecar-probes"),
+    **{f"apis.*.sidecars.*.{probe}.{knob}": on((*SENTIMENT, "sidecars", "helper", probe, knob), value,
+                                               base="sidecar-probes")
+       for probe, knobs in {
+           "readinessProbe": {"path": "/r", "periodSeconds": 7, "timeoutSeconds": 2, "failureThreshold": 4,
+                              "initialDelaySeconds": 15},
+           "livenessProbe": {"path": "/l", "periodSeconds": 7, "timeoutSeconds": 2, "failureThreshold": 4,
+                             "initialDelaySeconds": 15},
+           "startupProbe": {"path": "/s", "periodSeconds": 7, "timeoutSeconds": 2, "failureThreshold": 40},
+       }.items() for knob, value in knobs.items()},
     "apis.*.secrets": on((*SENTIMENT, "secrets"), {"hf-token": "/var/run/secrets/hf"}),
     "apis.*.configFiles": on((*SENTIMENT, "configFiles"), {"labels.txt": "negative\npositive\n"}),
     "apis.*.modelUri": on((*SENTIMENT, "modelUri"), "s3://acme-models/sentiment/"),

@@ -104,6 +104,19 @@ class ProbeConfig(_Model):
     """Seconds after start before the first probe."""
 
 
+class StartupProbeConfig(_Model):
+    """An HTTP startup probe: holds off readiness and liveness checks while a large model loads."""
+
+    path: str = Field(pattern=r"^/[^\s]*$")
+    """HTTP path that answers 200 once the server is up (often the readiness path). Required."""
+    period_seconds: int = Field(10, ge=1, le=300)
+    """Seconds between probes."""
+    timeout_seconds: int = Field(3, ge=1, le=120)
+    """Seconds before a probe counts as failed."""
+    failure_threshold: int = Field(60, ge=1, le=1000)
+    """Failures allowed before the replica is restarted: periodSeconds x failureThreshold is the load budget (10 min)."""
+
+
 class SidecarConfig(_Model):
     """Another container in every replica, e.g. a Python model behind a fast front-end, talking over a Unix socket in ``/var/run/modelplane``."""
 
@@ -117,19 +130,14 @@ class SidecarConfig(_Model):
     """Environment variables (values are strings)."""
     compute: ContainerComputeConfig = ContainerComputeConfig()
     """Resources of this container (GPUs count towards the replica's total)."""
-
-
-class StartupProbeConfig(_Model):
-    """An HTTP startup probe: holds off readiness and liveness checks while a large model loads."""
-
-    path: str = Field(pattern=r"^/[^\s]*$")
-    """HTTP path that answers 200 once the server is up (often the readiness path). Required."""
-    period_seconds: int = Field(10, ge=1, le=300)
-    """Seconds between probes."""
-    timeout_seconds: int = Field(3, ge=1, le=120)
-    """Seconds before a probe counts as failed."""
-    failure_threshold: int = Field(60, ge=1, le=1000)
-    """Failures allowed before the replica is restarted: periodSeconds x failureThreshold is the load budget (10 min)."""
+    port: int | None = Field(None, ge=1024, le=65535)
+    """TCP port the sidecar listens on, for its probes (unprivileged: >= 1024). Unset: it serves only over the socket directory, and has no probes."""
+    readiness_probe: ProbeConfig | None = None
+    """Readiness probe against ``port``: the replica takes traffic only while the sidecar is ready too. Unset: none."""
+    liveness_probe: ProbeConfig | None = None
+    """Liveness probe against ``port``: restarts the sidecar when it hangs. Unset: none."""
+    startup_probe: StartupProbeConfig | None = None
+    """Startup probe against ``port``, for a sidecar that loads a model. Unset: none."""
 
 
 class ProxyConfig(_Model):
@@ -268,6 +276,7 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     if api.proxy.enabled and PROXY_CONTAINER in api.sidecars:
         yield Issue(path + ("sidecars", PROXY_CONTAINER), f"{PROXY_CONTAINER!r} is the request proxy's name; "
                                                           "pick another sidecar name")
+    yield from _check_sidecar_ports(api, path)
     yield from _check_proxy(api, path)
     yield from _check_autoscaling(api, path, cluster)
     envs = [(path + ("env",), api.env)] + [(path + ("sidecars", n, "env"), c.env) for n, c in api.sidecars.items()]
@@ -360,6 +369,26 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
             shown = api.compute.mem if not with_sidecars else f"{mem:g}Gi"
             yield Issue(path + ("compute", "mem"), f"{shown}{with_sidecars} does not fit on a {smallest.name} "
                                                    f"({smallest.memory_gib:g} GiB)")
+
+
+def _check_sidecar_ports(api: ApiConfig, path: tuple[str | int, ...]) -> Iterator[Issue]:
+    """Sidecar probes need the sidecar's port, and no two containers of a pod listen on one port."""
+    taken = {api.port: "the serving container's port"}
+    if api.proxy.enabled:
+        taken |= {PROXY_PORT: "the proxy's port", PROXY_METRICS_PORT: "the proxy's metrics port",
+                  PROXY_ADMIN_PORT: "the proxy's admin port"}
+    for name, sidecar in api.sidecars.items():
+        at = path + ("sidecars", name)
+        if sidecar.port is None:
+            for probe in ("readiness_probe", "liveness_probe", "startup_probe"):
+                if getattr(sidecar, probe) is not None:
+                    yield Issue(at + (to_camel(probe),), "probes the sidecar over HTTP and needs its `port`; set "
+                                                         "the port it listens on, or remove the probe")
+            continue
+        if sidecar.port in taken:
+            yield Issue(at + ("port",), f"{sidecar.port} is already {taken[sidecar.port]} in the same pod; pick "
+                                        "another port")
+        taken.setdefault(sidecar.port, f"the port of sidecar {name!r}")
 
 
 def _check_zero_resources(api: ApiConfig, path: tuple[str | int, ...]) -> Iterator[Issue]:
