@@ -400,14 +400,14 @@ class LiveStack:
         self.path.write_text(text)
 
     def _logged(self, what: str) -> Callable[[str], None]:
-        handle = self.log.open("a")
-        handle.write(f"\n===== {what} {time.strftime('%H:%M:%S')}\n")
+        with self.log.open("a") as handle:
+            handle.write(f"\n===== {what} {time.strftime('%H:%M:%S')}\n")
         self.output: list[str] = []
         """What the last operation printed."""
 
         def out(line: str) -> None:
-            handle.write(line if line.endswith("\n") else line + "\n")
-            handle.flush()
+            with self.log.open("a") as handle:
+                handle.write(line if line.endswith("\n") else line + "\n")
             self.output.append(line)
 
         return out
