@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .config import NetworkPeer
+
 __all__ = ["APPLY_ANNOTATIONS", "ClusterContext", "kubernetes_provider"]
 
 
@@ -42,6 +44,8 @@ class ClusterContext:
     """Releases that install the CRDs APIs use (KEDA, Prometheus Operator): those objects wait for them."""
     device_plugin: pulumi.Resource | None = None
     """The NVIDIA device plugin release modelplane installs (None: none, or one already runs); GPU APIs wait for it."""
+    metrics_scrapers: list[NetworkPeer] = field(default_factory=list)
+    """Who scrapes the APIs' metrics ports (their NetworkPolicies admit them there); empty: nobody."""
 
     @property
     def has_oidc(self) -> bool:

@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 from . import addons
 from .addons import PROMETHEUS_URL
 from .cluster_context import ClusterContext, kubernetes_provider
-from .config import ClusterConfig, ExistingClusterConfig, SecretValue
+from .config import ClusterConfig, ExistingClusterConfig, SecretValue, scraper_peers
 from .placement import Placement
 
 __all__ = ["ExistingCluster", "ExistingClusterArgs"]
@@ -96,7 +96,8 @@ class ExistingCluster(pulumi.ComponentResource):
             oidc_provider_arn=oidc[0] if oidc else None, oidc_provider_url=oidc[1] if oidc else None,
             prometheus_url=prometheus_url,
             pod_monitors=args.prometheus or existing.addons.prometheus == "present",
-            keda_role_name=keda_role_name, crd_releases=crd_releases, device_plugin=device_plugin)
+            keda_role_name=keda_role_name, crd_releases=crd_releases, device_plugin=device_plugin,
+            metrics_scrapers=scraper_peers(spec, args.prometheus))
         self.cluster_name = pulumi.Output.from_input(spec.name)
         self.register_outputs({"cluster_name": self.cluster_name})
 

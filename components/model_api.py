@@ -2,7 +2,8 @@
 
 Children: a Namespace (Pod Security "restricted" enforced), a ServiceAccount,
 the Deployment (the primary child, named after the API), a ClusterIP Service,
-a PodDisruptionBudget and an :class:`AutoscalingPolicy`; with the request
+a NetworkPolicy (unless ``network.isolated`` is off), a PodDisruptionBudget and
+an :class:`AutoscalingPolicy`; with the request
 proxy on (the default) its content-named Envoy ConfigMap and, when the
 cluster runs Prometheus, a PodMonitor; an IAM role when the API reads S3 or
 consumes SQS; the SQS queue when modelplane creates it. Names and selectors
@@ -22,6 +23,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from . import proxy
+from .network_policy import network_policy_spec
 from ._resource_options import depends_on_list
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, MetricSource
 from .cluster_context import APPLY_ANNOTATIONS, ClusterContext
@@ -194,6 +196,14 @@ class ModelApi(pulumi.ComponentResource):
                              "protocol": "TCP"}]},
             opts=in_namespace,
         )
+        if spec.network.isolated:
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol",
+                metadata=metadata,
+                spec=network_policy_spec(spec, selector, cluster.metrics_scrapers,
+                                         aws_apis=spec.model_uri is not None or spec.queue is not None),
+                opts=in_namespace,
+            )
         endpoints = scrape_endpoints(spec)
         # Custom resources wait for the releases that bring their CRDs (depends_on is not inherited).
         with_crds = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *cluster.crd_releases])

@@ -24,7 +24,7 @@ from . import addons
 from .addons import PROMETHEUS_URL
 from .charts import CHARTS, chart_version
 from .cluster_context import ClusterContext, kubernetes_provider
-from .config import ClusterConfig, NodeGroupConfig
+from .config import ClusterConfig, NodeGroupConfig, scraper_peers
 from .network import build_network
 from .node_group import NodeGroup, NodeGroupArgs
 from .placement import NODE_GROUP_LABEL
@@ -118,6 +118,8 @@ class ServingCluster(pulumi.ComponentResource):
             public_access_cidrs=[str(c) for c in endpoint.public_access_cidrs] if endpoint.public else None,
             enabled_cluster_log_types=list(spec.log_types),
             encryption_config_key_arn=secrets_key.arn,
+            # The VPC CNI enforces the APIs' NetworkPolicies only with its network policy agent on.
+            vpc_cni_options=eks.VpcCniOptionsArgs(enable_network_policy=True),
             deletion_protection=spec.deletion_protection,
             tags=tags,
             opts=child,
@@ -162,7 +164,8 @@ class ServingCluster(pulumi.ComponentResource):
             oidc_provider_arn=self.oidc_provider_arn, oidc_provider_url=self.oidc_provider_url,
             prometheus_url=self.prometheus_url, pod_monitors=args.prometheus,
             keda_role_name=self.keda_role.name if self.keda_role is not None else None,
-            crd_releases=list(self.autoscaling_addons), device_plugin=self.device_plugin)
+            crd_releases=list(self.autoscaling_addons), device_plugin=self.device_plugin,
+            metrics_scrapers=scraper_peers(spec, args.prometheus))
 
         self.register_outputs({
             "private_subnet_ids": self.private_subnet_ids,

@@ -178,7 +178,9 @@ def test_rps_scales_on_requests_arriving_at_the_proxies(render, stack_configs, f
 
 def test_amazon_managed_prometheus_is_queried_with_sigv4_through_kedas_role(render, stack_configs, find) -> None:
     url = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1234abcd-12ab-34cd-56ef-1234567890ab"
-    plan = render("dev", stack_configs.edited("dev", ((CLUSTER, "prometheus", "url"), url)))
+    # A managed collector in the VPC scrapes the pods into the workspace.
+    plan = render("dev", stack_configs.edited("dev", ((CLUSTER, "prometheus"), {
+        "url": url, "scrapers": [{"cidr": "10.0.0.0/16"}]})))
     [trigger] = find.object(plan, "ScaledObject", "image-embed")["spec"]["triggers"]
     policy = find.one(plan, "aws:iam/rolePolicy:RolePolicy", "ml-dev-keda-amp-query").inputs["policy"]
     releases = [r.name for r in plan.by_type("kubernetes:helm.sh/v3:Release")]
@@ -390,8 +392,8 @@ SENTIMENT = (APIS, "sentiment")
      "the request proxy's name"),
     ([((*EMBED, "proxy", "image"), "envoyproxy/envoy:latest")], "image-embed.proxy.image",
      "needs an explicit tag"),
-    ([((CLUSTER, "prometheus"), {"url": "http://prom:9090", "retention": "1d"})], "cluster.prometheus.retention",
-     "not to an external one"),
+    ([((CLUSTER, "prometheus"), {"url": "http://prom.monitoring.svc:9090", "retention": "1d"})],
+     "cluster.prometheus.retention", "not to an external one"),
     ([((APIS, "doc-embed", "queue"), {"url": "https://sqs.us-east-1.amazonaws.com/123456789012/jobs",
                                       "visibilityTimeoutSeconds": 60})],
      "doc-embed.queue.visibilityTimeoutSeconds", "applies to a queue modelplane creates"),

@@ -51,11 +51,11 @@ def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> No
                "sentiment": "ScaledObject", "image-embed": "ScaledObject", "llm-chat": "ScaledObject"}
     for api, scaler in scalers.items():
         for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor",
-                     scaler):
+                     "NetworkPolicy", scaler):
             assert (kind, api) in kinds
-    # Five APIs with seven objects each, the recommender's content-named config ConfigMap and a
+    # Five APIs with eight objects each, the recommender's content-named config ConfigMap and a
     # proxy ConfigMap for each of the four APIs behind the proxy (llm-chat runs without).
-    assert len(files) == len(kinds) == 5 * 7 + 1 + 4
+    assert len(files) == len(kinds) == 5 * 8 + 1 + 4
     assert sum(1 for kind, _ in kinds if kind == "ConfigMap") == 5
     deployment = yaml.safe_load((out / "k8s" / "llm-chat" / "deployment-llm-chat.yaml").read_text())
     assert list(deployment)[:3] == ["apiVersion", "kind", "metadata"]

@@ -72,6 +72,7 @@ def test_model_api_children(dev_plan, find, api: str) -> None:
         (DEPLOYMENT, api),
         (SERVICE, f"{api}-svc"),
         (PDB, f"{api}-pdb"),
+        ("kubernetes:networking.k8s.io/v1:NetworkPolicy", f"{api}-netpol"),
         (POLICY, f"{api}-autoscaling"),
         *DEV_EXTRA_CHILDREN[api],
     }

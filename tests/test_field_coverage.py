@@ -116,6 +116,16 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
         ((GROUPS, "gpu-spot", "gpusPerNode"), 1),
         ((GROUPS, "spare"), {"instanceTypes": ["g5.xlarge"], "minSize": 0}),
     ),
+    # Every kind of network peer, for callers, destinations and the Prometheus scrapers.
+    "network": (
+        ((APIS, "sentiment", "network"), {
+            "allowFrom": [{"namespace": "web", "podLabels": {"app": "cart"}}, {"namespaceLabels": {"team": "search"}},
+                          {"cidr": "10.1.0.0/16"}],
+            "egress": [{"namespace": "features", "podLabels": {"app": "redis"}, "ports": [6379]},
+                       {"namespaceLabels": {"tier": "db"}}, {"cidr": "10.3.0.0/16", "ports": [5432]}]}),
+        ((CLUSTER, "prometheus", "scrapers"), [{"namespace": "observability", "podLabels": {"app": "prometheus"}},
+                                               {"namespaceLabels": {"team": "obs"}}, {"cidr": "10.9.0.0/24"}]),
+    ),
     # A sidecar's fields exist only once one is declared.
     "sidecar": (
         ((APIS, "sentiment", "sidecars"), {"helper": {"image": "ghcr.io/acme/helper:1.0.0"}}),
@@ -350,6 +360,33 @@ VARIATIONS |= {
                                               base="tolerance"),
     "apis.*.autoscaling.downscaleTolerance": on((*SENTIMENT, "autoscaling", "downscaleTolerance"), 0.05,
                                                 base="tolerance"),
+    "apis.*.network.isolated": on((*SENTIMENT, "network", "isolated"), False),
+    "apis.*.network.allowFrom[].namespace": on((*SENTIMENT, "network", "allowFrom", 0, "namespace"), "shop",
+                                               base="network"),
+    "apis.*.network.allowFrom[].namespaceLabels": on((*SENTIMENT, "network", "allowFrom", 1, "namespaceLabels"),
+                                                     {"team": "ads"}, base="network"),
+    "apis.*.network.allowFrom[].podLabels": on((*SENTIMENT, "network", "allowFrom", 0, "podLabels"),
+                                               {"app": "basket"}, base="network"),
+    "apis.*.network.allowFrom[].cidr": on((*SENTIMENT, "network", "allowFrom", 2, "cidr"), "10.2.0.0/16",
+                                          base="network"),
+    "apis.*.network.egress[].namespace": on((*SENTIMENT, "network", "egress", 0, "namespace"), "cache",
+                                            base="network"),
+    "apis.*.network.egress[].namespaceLabels": on((*SENTIMENT, "network", "egress", 1, "namespaceLabels"),
+                                                  {"tier": "queue"}, base="network"),
+    "apis.*.network.egress[].podLabels": on((*SENTIMENT, "network", "egress", 0, "podLabels"), {"app": "valkey"},
+                                            base="network"),
+    "apis.*.network.egress[].cidr": on((*SENTIMENT, "network", "egress", 2, "cidr"), "10.4.0.0/16", base="network"),
+    "apis.*.network.egress[].ports": on((*SENTIMENT, "network", "egress", 0, "ports"), [6380], base="network"),
+    "apis.*.network.egress[].protocol": on((*SENTIMENT, "network", "egress", 2, "protocol"), "UDP",
+                                           base="network"),
+    "cluster.prometheus.scrapers[].namespace": on((CLUSTER, "prometheus", "scrapers", 0, "namespace"), "metrics",
+                                                  base="network"),
+    "cluster.prometheus.scrapers[].namespaceLabels": on((CLUSTER, "prometheus", "scrapers", 1, "namespaceLabels"),
+                                                        {"team": "sre"}, base="network"),
+    "cluster.prometheus.scrapers[].podLabels": on((CLUSTER, "prometheus", "scrapers", 0, "podLabels"),
+                                                  {"app": "agent"}, base="network"),
+    "cluster.prometheus.scrapers[].cidr": on((CLUSTER, "prometheus", "scrapers", 2, "cidr"), "10.9.1.0/24",
+                                             base="network"),
 }
 
 EXEMPT: dict[str, str] = {

@@ -11,7 +11,8 @@ so that every problem in a file is reported at once with its key path.
 
 One module per domain, each with its models and the rules that relate their
 fields: :mod:`.cluster` (and :mod:`.existing` for a cluster that already runs),
-:mod:`.node_groups`, :mod:`.apis`, :mod:`.autoscaling`, :mod:`.capacity`;
+:mod:`.node_groups`, :mod:`.apis` (and :mod:`.network`, who may reach them), :mod:`.autoscaling`,
+:mod:`.capacity`, :mod:`.guardrails`;
 :mod:`.loading` reads a stack file as Pulumi does, and :mod:`.estate` validates
 the whole config map and collects every issue. Everything public is here.
 """
@@ -104,9 +105,20 @@ from .existing import (
     StackReferenceConfig,
     addon_mode,
 )
+from .guardrails import (
+    GuardrailsConfig,
+    gpus_at_max,
+)
 from .loading import (
     config_from_pulumi,
     load_stack_file,
+)
+from .network import (
+    EgressRule,
+    NetworkConfig,
+    NetworkPeer,
+    in_cluster_namespace,
+    scraper_peers,
 )
 from .node_groups import (
     CPU_AMI_TYPES,
@@ -139,6 +151,7 @@ __all__ = [
     "CustomMetricConfig",
     "DnsLabel",
     "Duration",
+    "EgressRule",
     "EndpointConfig",
     "EnvName",
     "EstateConfig",
@@ -146,6 +159,7 @@ __all__ = [
     "ExistingClusterConfig",
     "GPU_AMI_TYPES",
     "GpuDemand",
+    "GuardrailsConfig",
     "IntOrPercent",
     "Issue",
     "KEDA_METRICS",
@@ -157,6 +171,8 @@ __all__ = [
     "MONITORING_NAMESPACE",
     "MemQuantity",
     "NAMESPACE",
+    "NetworkConfig",
+    "NetworkPeer",
     "NodeGroupConfig",
     "PROXY_ADMIN_PORT",
     "PROXY_CONTAINER",
@@ -192,12 +208,15 @@ __all__ = [
     "effective_update_strategy",
     "gpu_demand",
     "gpu_headroom_warnings",
+    "gpus_at_max",
     "gpus_per_node",
     "has_hpa_tolerance",
+    "in_cluster_namespace",
     "load_stack_file",
     "parse_estate",
     "scaling_metric",
     "scaling_target",
+    "scraper_peers",
     "sqs_queue",
     "surge_replicas",
     "uses_keda",

@@ -23,6 +23,7 @@ from ._base import (
     duration_seconds,
 )
 from .autoscaling import AutoscalingConfig, _check_autoscaling, scaling_metric
+from .network import NetworkConfig, _check_network
 from .node_groups import NodeGroupConfig, gpus_per_node
 
 if TYPE_CHECKING:
@@ -224,6 +225,8 @@ class ApiConfig(_Model):
     """Autoscaling."""
     update_strategy: UpdateStrategyConfig = UpdateStrategyConfig()
     """Rolling-update limits."""
+    network: NetworkConfig = NetworkConfig()
+    """Who may reach the API's pods and where they may connect (its namespace's NetworkPolicy)."""
 
 
 def api_gpus(api: ApiConfig) -> int:
@@ -277,6 +280,7 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         yield Issue(path + ("sidecars", PROXY_CONTAINER), f"{PROXY_CONTAINER!r} is the request proxy's name; "
                                                           "pick another sidecar name")
     yield from _check_sidecar_ports(api, path)
+    yield from _check_network(api, path)
     yield from _check_proxy(api, path)
     yield from _check_autoscaling(api, path, cluster)
     envs = [(path + ("env",), api.env)] + [(path + ("sidecars", n, "env"), c.env) for n, c in api.sidecars.items()]

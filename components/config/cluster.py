@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 from ..charts import CHARTS, KUBERNETES_VERSIONS
 from ._base import Cidr, Duration, Issue, _Model
 from .existing import ExistingClusterConfig
+from .network import NetworkPeer, _check_peers
 
 AMP_URL = re.compile(r"^https://aps-workspaces\.([a-z0-9-]+)\.amazonaws\.com/workspaces/(ws-[A-Za-z0-9-]+)/?$")
 """An Amazon Managed Service for Prometheus workspace endpoint: (region, workspace id)."""
@@ -64,6 +65,8 @@ class PrometheusConfig(_Model):
     """An existing Prometheus that scrapes the API pods (they carry ``prometheus.io/*`` annotations), or an Amazon Managed Prometheus workspace URL (queried with SigV4 through KEDA's IAM role). Unset: modelplane installs kube-prometheus-stack when an API needs it."""
     retention: Duration = "2d"
     """How long the installed Prometheus keeps samples. It serves autoscaling, so they live on an emptyDir and go when its pod moves; use ``url`` for durable metrics."""
+    scrapers: list[NetworkPeer] | None = Field(None, max_length=16)
+    """Who scrapes the API pods' metrics ports, for their NetworkPolicies (e.g. ``[{namespace: observability}]``, or the ``cidr`` of a managed collector). Unset: the Prometheus modelplane installs, or the namespace of an in-cluster ``url`` (``http://<service>.<namespace>.svc:9090``); otherwise nobody."""
 
 
 class ChartSourceConfig(_Model):
@@ -121,6 +124,7 @@ def _check_cluster(cluster: ClusterConfig, path: tuple[str | int, ...],
             if knob in prometheus.model_fields_set:
                 yield Issue(path + ("prometheus", to_camel(knob)), "applies to the Prometheus modelplane installs, "
                                                                    "not to an external one (url)")
+    yield from _check_peers(prometheus.scrapers or [], path + ("prometheus", "scrapers"))
     if cluster.existing is not None:
         return  # the network, endpoint and system nodes are the existing cluster's own (see _check_existing)
     vpc = cluster.vpc

@@ -22,6 +22,8 @@ from .autoscaling import uses_keda, uses_prometheus
 from .capacity import gpu_headroom_warnings
 from .cluster import ClusterConfig, _check_cluster
 from .existing import ExistingClusterConfig, _check_existing, _existing_warnings, addon_mode
+from .guardrails import GuardrailsConfig, _check_guardrails
+from .network import _check_scrapers
 from .node_groups import RESERVED_GROUP, NodeGroupConfig, _check_node_group, gpus_per_node
 
 
@@ -38,6 +40,8 @@ class EstateConfig:
     apis: dict[str, ApiConfig] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     """Things that are valid but worth a second look; the plan prints them."""
+    guardrails: GuardrailsConfig = GuardrailsConfig()
+    """What the policy pack enforces on the stack."""
 
     def gpus_per_node(self, group: str) -> int:
         """GPUs on one node of ``group`` (0 for CPU groups)."""
@@ -95,6 +99,7 @@ _SECTIONS: dict[str, str] = {
     "cluster": "ClusterConfig",
     "nodeGroups": "NodeGroupConfig map",
     "apis": "ApiConfig map",
+    "guardrails": "GuardrailsConfig",
 }
 
 
@@ -158,15 +163,25 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
             issues += _check_partly_valid_api(name, entry, issues, node_groups, group_names, (key("apis"), name),
                                               cluster)
 
+    guardrails = _validate(GuardrailsConfig, config.get(key("guardrails"), {}), (key("guardrails"),), issues)
+    if guardrails is not None:
+        issues += _check_guardrails(guardrails, apis, (key("guardrails"),))
+    if cluster is not None:
+        installs = addon_mode(cluster, node_groups, "prometheus") == "install" and any(
+            uses_prometheus(a) for a in apis.values())
+        pod_monitors = installs or addon_mode(cluster, node_groups, "prometheus") == "present"
+        issues += _check_scrapers(cluster, apis, installs, pod_monitors,
+                                  (key("cluster"), "prometheus", "scrapers"), warnings)
+
     if issues:
         raise ConfigError(source, issues)
-    assert cluster is not None and (region is None or isinstance(region, str))
+    assert cluster is not None and guardrails is not None and (region is None or isinstance(region, str))
     warnings += gpu_headroom_warnings(node_groups, apis)
     if cluster.existing is not None:
         warnings += _existing_warnings(cluster, apis)
     return EstateConfig(source=source, region=region, cluster=cluster,
                         node_groups=dict(sorted(node_groups.items())),
-                        apis=dict(sorted(apis.items())), warnings=warnings)
+                        apis=dict(sorted(apis.items())), warnings=warnings, guardrails=guardrails)
 
 
 _NAMESPACE_OF_OTHERS = ("aws", "kubernetes", "pulumi", "eks")

@@ -1,0 +1,50 @@
+"""``modelplane:guardrails``: how strictly the policy pack judges this stack, and its GPU ceiling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from ._base import Issue, _Model
+
+if TYPE_CHECKING:
+    from .apis import ApiConfig
+
+Enforcement = Literal["mandatory", "advisory"]
+
+RuleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
+
+
+class GuardrailsConfig(_Model):
+    """What the CrossGuard pack in ``policies/`` enforces on this stack (``pulumi preview --policy-pack policies``)."""
+
+    enforcement: Enforcement | None = None
+    """Level of every rule: ``mandatory`` fails the preview, ``advisory`` reports. Unset: mandatory for a stack named ``prod`` or ``prod-*``, advisory elsewhere."""
+    rules: dict[RuleName, Literal["mandatory", "advisory", "disabled"]] = {}
+    """Per-rule levels that override ``enforcement``, by rule name (``images-by-digest: advisory``); ``disabled`` turns a rule off."""
+    max_gpus: int | None = Field(None, ge=0, le=100000)
+    """Most GPUs the stack's APIs may request at maxReplicas, all together (a budget: a typo in maxReplicas cannot order a fleet). Checked by ``modelplane validate`` and the pack's ``gpu-ceiling`` rule. Unset: no ceiling."""
+
+
+def gpus_at_max(apis: dict[str, ApiConfig]) -> int:
+    """GPUs all APIs request at maxReplicas."""
+    from .apis import api_gpus
+
+    return sum(api.autoscaling.max_replicas * api_gpus(api) for api in apis.values())
+
+
+def _check_guardrails(guardrails: GuardrailsConfig, apis: dict[str, ApiConfig],
+                      path: tuple[str | int, ...]) -> Iterator[Issue]:
+    if guardrails.max_gpus is None:
+        return
+    total = gpus_at_max(apis)
+    if total > guardrails.max_gpus:
+        from .apis import api_gpus
+
+        shares = ", ".join(f"{n} {a.autoscaling.max_replicas}x{api_gpus(a)}" for n, a in sorted(apis.items())
+                           if api_gpus(a))
+        yield Issue(path + ("maxGpus",), f"the APIs request {total} GPUs at maxReplicas ({shares}), more than the "
+                                         f"stack's ceiling of {guardrails.max_gpus}; lower maxReplicas or raise "
+                                         "the ceiling")
