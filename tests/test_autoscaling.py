@@ -341,7 +341,9 @@ def test_proxy_is_a_native_sidecar_that_outlives_the_server(dev_plan, find) -> N
 
     # restartPolicy Always on an init container: started before, stopped after the app containers.
     assert proxy["restartPolicy"] == "Always"
-    assert proxy["image"] == "envoyproxy/envoy:distroless-v1.39.6"
+    # Pinned by the multi-arch index digest of the tag it names.
+    assert proxy["image"] == ("envoyproxy/envoy:distroless-v1.39.2"
+                              "@sha256:dced08cf7c472e1a1d067f906878266078eeeb63c110b4961882c039a622853a")
     assert proxy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
     assert proxy["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}}
     assert proxy["args"] == ["--config-path", "/etc/modelplane/proxy/envoy.json", "--concurrency", "1",

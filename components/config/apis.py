@@ -55,8 +55,10 @@ MAIN_CONTAINER = "model"
 PROXY_CONTAINER = "proxy"
 """Name of the Envoy sidecar in front of the serving container."""
 
-PROXY_IMAGE = "envoyproxy/envoy:distroless-v1.39.6"
-"""The Envoy image the proxy runs unless an API pins another."""
+PROXY_IMAGE = ("envoyproxy/envoy:distroless-v1.39.2"
+               "@sha256:dced08cf7c472e1a1d067f906878266078eeeb63c110b4961882c039a622853a")
+"""The Envoy image the proxy runs unless an API pins another: pinned by its multi-arch index digest
+(amd64 and arm64), the tag kept for readers."""
 
 PROXY_PORT = 8888
 """Port the proxy takes requests on (the Service forwards here when the proxy is on)."""
@@ -146,7 +148,7 @@ class ProxyConfig(_Model):
     enabled: bool = True
     """Run the proxy. Off: the Service reaches the server directly, and the API scales on ``cpu``, ``memory``, ``queue`` or a ``custom`` query of the server's own metrics."""
     image: str = Field(PROXY_IMAGE, pattern=r"^[^\s]+$")
-    """Envoy image (an official ``envoyproxy/envoy`` build; distroless by default)."""
+    """Envoy image (an official ``envoyproxy/envoy`` build; by default a distroless one, pinned by digest)."""
     cpu: CpuQuantity = "100m"
     """CPU request of the proxy container."""
     mem: MemQuantity = "128Mi"
