@@ -60,6 +60,9 @@ PROXY_IMAGE = ("envoyproxy/envoy:distroless-v1.39.2"
 """The Envoy image the proxy runs unless an API pins another: pinned by its multi-arch index digest
 (amd64 and arm64), the tag kept for readers."""
 
+RUN_AS_USER = 65532
+"""UID and GID an API's containers run as unless it sets another (the distroless images' ``nonroot``)."""
+
 PROXY_PORT = 8888
 """Port the proxy takes requests on (the Service forwards here when the proxy is on)."""
 
@@ -123,7 +126,7 @@ class SidecarConfig(_Model):
     """Another container in every replica, e.g. a Python model behind a fast front-end, talking over a Unix socket in ``/var/run/modelplane``."""
 
     image: str = Field(pattern=r"^[^\s]+$")
-    """Container image with an explicit tag or digest. Required."""
+    """Container image with an explicit tag or digest, pulled as the API's ``image`` is. Required."""
     command: list[str] | None = None
     """Container entrypoint override."""
     args: list[str] | None = None
@@ -181,7 +184,7 @@ class ApiConfig(_Model):
     """One model served as an HTTP API: an entry of ``modelplane:apis``, keyed by its name."""
 
     image: str = Field(pattern=r"^[^\s]+$")
-    """Container image with an explicit tag or digest. Required."""
+    """Container image with an explicit tag or digest. Required. A tag is looked up in the registry at every container start (``imagePullPolicy: Always``); an image pinned by digest starts from the node's copy when it has one."""
     node_group: DnsLabel
     """Name of the node group (a key of ``modelplane:nodeGroups``) the replicas run on. Required."""
     readiness_probe: ProbeConfig
@@ -208,6 +211,8 @@ class ApiConfig(_Model):
     """Kubernetes Secrets (in the API's namespace, e.g. synced by External Secrets) mounted read-only as files: secret name to directory."""
     config_files: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,253}$")], str] = {}
     """Model configuration files (name: content), mounted read-only at ``/etc/modelplane/config`` from a ConfigMap named after its content, so a change rolls the replicas."""
+    run_as_user: int = Field(RUN_AS_USER, ge=1, le=2147483647)
+    """UID and GID of every container in a replica, whatever user its image names (the proxy keeps its own); the image's files must be readable by it. Keep it at 10000 or above, clear of the nodes' own users."""
     read_only_root_filesystem: bool = True
     """Mount the container's root filesystem read-only; only ``writablePaths`` can be written."""
     writable_paths: list[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$")]] = ["/tmp"]
@@ -259,6 +264,18 @@ def surge_replicas(api: ApiConfig, replicas: int) -> int:
     if isinstance(surge, int):
         return surge
     return -(-replicas * int(surge[:-1]) // 100)
+
+
+def image_pull_policy(image: str) -> str:
+    """The kubelet's pull policy for ``image``: ``IfNotPresent`` when pinned by digest, else ``Always``.
+
+    A digest names one immutable image, so a node's cached copy is it, and a scale-up starts from
+    the cache without asking the registry. A tag can be pushed again: ``Always`` makes the kubelet
+    resolve it at every container start (a manifest request; layers it has are not fetched again),
+    so no replica runs an older image under the same tag, and no pod runs a cached private image
+    without the credentials to pull it.
+    """
+    return "IfNotPresent" if "@" in image else "Always"
 
 
 def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], group_names: list[str],
