@@ -41,6 +41,7 @@ from .config import (
     amp_workspace,
     api_gpus,
     effective_update_strategy,
+    image_pull_policy,
     scaling_metric,
     scaling_target,
     sqs_queue,
@@ -376,7 +377,10 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
                 "automountServiceAccountToken": False,
                 "nodeSelector": placement.node_selector(),
                 **({"tolerations": placement.tolerations()} if placement.taints else {}),
-                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                # A fixed high UID and GID, whatever user the image names: never root, and none of the
+                # node's own users.
+                "securityContext": {"runAsNonRoot": True, "runAsUser": spec.run_as_user,
+                                    "runAsGroup": spec.run_as_user, "seccompProfile": {"type": "RuntimeDefault"}},
                 # Replicas of each rollout revision spread over zones when capacity allows; a zone
                 # outage then takes out a share of the API, not all of it.
                 "topologySpreadConstraints": [{
@@ -409,6 +413,7 @@ def serving_container(name: str, spec: ApiConfig, mounts: list[dict[str, Any]],
     return {
         "name": MAIN_CONTAINER,
         "image": spec.image,
+        "imagePullPolicy": image_pull_policy(spec.image),
         **({"command": list(spec.command)} if spec.command is not None else {}),
         **({"args": list(spec.args)} if spec.args is not None else {}),
         "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
@@ -432,6 +437,7 @@ def sidecar_container(name: str, spec: ApiConfig, sidecar_name: str, mounts: lis
     return {
         "name": sidecar_name,
         "image": sidecar.image,
+        "imagePullPolicy": image_pull_policy(sidecar.image),
         **({"command": list(sidecar.command)} if sidecar.command is not None else {}),
         **({"args": list(sidecar.args)} if sidecar.args is not None else {}),
         "env": [{"name": k, "value": v} for k, v in sidecar.env.items()] + [

@@ -31,6 +31,7 @@ from .config import (
     PROXY_PORT,
     ApiConfig,
     duration_seconds,
+    image_pull_policy,
 )
 
 __all__ = [
@@ -164,6 +165,7 @@ def proxy_container(spec: ApiConfig, mounts: list[dict[str, Any]]) -> dict[str, 
     return {
         "name": PROXY_CONTAINER,
         "image": spec.proxy.image,
+        "imagePullPolicy": image_pull_policy(spec.proxy.image),
         "restartPolicy": "Always",
         # One worker thread: Envoy's circuit-breaker limits are then exact, not per-thread approximations,
         # and one thread forwards far more requests per second than a model replica serves.
@@ -176,6 +178,10 @@ def proxy_container(spec: ApiConfig, mounts: list[dict[str, Any]]) -> dict[str, 
                       "limits": {"memory": spec.proxy.mem}},
         "readinessProbe": {"httpGet": {"path": "/ready", "port": "metrics"}, "periodSeconds": 5,
                            "timeoutSeconds": 2, "failureThreshold": 3},
+        # Envoy answers its own /ready without asking the server, so a failing one means the proxy
+        # itself is wedged: restart it (after 30 s) rather than leave the replica out of the Service.
+        "livenessProbe": {"httpGet": {"path": "/ready", "port": "metrics"}, "periodSeconds": 10,
+                          "timeoutSeconds": 2, "failureThreshold": 3},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                             "readOnlyRootFilesystem": True, "runAsUser": PROXY_USER, "runAsGroup": PROXY_USER},
         "volumeMounts": mounts,

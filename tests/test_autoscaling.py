@@ -343,8 +343,14 @@ def test_proxy_is_a_native_sidecar_that_outlives_the_server(dev_plan, find) -> N
 
     # restartPolicy Always on an init container: started before, stopped after the app containers.
     assert proxy["restartPolicy"] == "Always"
-    assert proxy["image"] == "envoyproxy/envoy:distroless-v1.39.6"
+    # Pinned by the multi-arch index digest of the tag it names; immutable, so pulled only when absent.
+    assert proxy["image"] == ("envoyproxy/envoy:distroless-v1.39.2"
+                              "@sha256:dced08cf7c472e1a1d067f906878266078eeeb63c110b4961882c039a622853a")
+    assert proxy["imagePullPolicy"] == "IfNotPresent"
     assert proxy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+    # Envoy's own /ready: a proxy that stops answering it is restarted, whatever the server does.
+    assert proxy["livenessProbe"] == {"httpGet": {"path": "/ready", "port": "metrics"}, "periodSeconds": 10,
+                                      "timeoutSeconds": 2, "failureThreshold": 3}
     assert proxy["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}}
     assert proxy["args"] == ["--config-path", "/etc/modelplane/proxy/envoy.json", "--concurrency", "1",
                              "--disable-hot-restart", "--log-level", "warn"]

@@ -594,7 +594,9 @@ def test_container_runs_restricted(dev_plan, find) -> None:
     account = find.object(dev_plan, "ServiceAccount", "image-embed")
 
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    assert spec["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    # A fixed high UID and GID (the default 65532), whatever user the image names.
+    assert spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+                                       "seccompProfile": {"type": "RuntimeDefault"}}
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
                                             "readOnlyRootFilesystem": True}
     # The read-only root leaves /tmp writable by default.
@@ -611,6 +613,45 @@ def test_container_runs_restricted(dev_plan, find) -> None:
     assert spec["automountServiceAccountToken"] is False
     assert account["automountServiceAccountToken"] is False
     assert spec["serviceAccountName"] == account["metadata"]["name"] == "image-embed"
+
+
+def test_run_as_user_sets_every_containers_uid_and_gid_but_the_proxys(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:apis", "sentiment", "runAsUser"), 20000),
+                                  (("modelplane:apis", "sentiment", "sidecars"), {"ranker": {
+                                      "image": "ghcr.io/acme/ranker:2.1.0"}}))
+    spec = pod_spec(find.object(render("dev", config), "Deployment", "sentiment"))
+    [proxy] = spec["initContainers"]
+
+    assert spec["securityContext"] == {"runAsNonRoot": True, "runAsUser": 20000, "runAsGroup": 20000,
+                                       "seccompProfile": {"type": "RuntimeDefault"}}
+    # No container overrides the pod's user except the proxy, which runs as its image's nonroot user.
+    assert [c["name"] for c in spec["containers"] if "runAsUser" in c["securityContext"]] == []
+    assert (proxy["securityContext"]["runAsUser"], proxy["securityContext"]["runAsGroup"]) == (65532, 65532)
+
+
+def test_root_is_not_a_run_as_user(stack_configs) -> None:
+    from modelplane.config import ConfigError, parse_estate
+
+    config = stack_configs.edited("dev", (("modelplane:apis", "sentiment", "runAsUser"), 0))
+    with pytest.raises(ConfigError) as caught:
+        parse_estate(config, "stacks/Pulumi.dev.yaml")
+    assert [i.path for i in caught.value.issues] == [("modelplane:apis", "sentiment", "runAsUser")]
+
+
+def test_images_pinned_by_digest_are_pulled_only_when_absent_and_tags_always(prod_plan, find) -> None:
+    by_name = {d["metadata"]["name"]: pod_spec(d) for d in find.objects(prod_plan, "Deployment")}
+    policies = {(api, c["name"]): (c["image"], c["imagePullPolicy"])
+                for api, spec in by_name.items() for c in [*spec.get("initContainers", []), *spec["containers"]]}
+
+    # prod's sentiment is pinned by digest, like the default proxy; its other images are tags.
+    assert policies[("sentiment", "model")][1] == "IfNotPresent" and "@sha256:" in policies[("sentiment", "model")][0]
+    assert policies[("sentiment", "proxy")][1] == "IfNotPresent"
+    assert policies[("recommender", "model")] == (
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bandit-frontend:3.2.0", "Always")
+    assert policies[("recommender", "bandit-model")] == (
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bandit-model:3.2.0", "Always")
+    assert {policy for image, policy in policies.values() if "@" not in image} == {"Always"}
+    assert {policy for image, policy in policies.values() if "@" in image} == {"IfNotPresent"}
 
 
 def test_container_command_args_env_and_probe_follow_config(dev_plan, find) -> None:

@@ -295,6 +295,17 @@ def test_image_with_tag_behind_a_registry_port_or_a_digest_is_fine(stack_configs
     parse_estate(stack_configs.edited("dev", ((APIS, "sentiment", "image"), image)), SOURCE)
 
 
+@pytest.mark.parametrize("digest", ["sha256:" + "a" * 63, "sha256:" + "A" * 64, "sha512:" + "a" * 64, ""])
+def test_a_malformed_digest_is_refused(stack_configs, digest: str) -> None:
+    image = f"ghcr.io/acme/sentiment-api:1.4.2@{digest}"
+    with pytest.raises(ConfigError) as caught:
+        parse_estate(stack_configs.edited("dev", ((APIS, "sentiment", "image"), image)), SOURCE)
+    [issue] = caught.value.issues
+
+    assert issue.where() == "modelplane:apis.sentiment.image"
+    assert "malformed digest" in issue.message
+
+
 def test_reserved_system_group_name(stack_configs) -> None:
     config = stack_configs.edited("dev", ((GROUPS, "system"), {"instanceTypes": ["m6i.large"]}))
 

@@ -288,6 +288,7 @@ VARIATIONS: dict[str, Variation] = {
     "apis.*.configFiles": on((*SENTIMENT, "configFiles"), {"labels.txt": "negative\npositive\n"}),
     "apis.*.modelUri": on((*SENTIMENT, "modelUri"), "s3://acme-models/sentiment/"),
     "apis.*.compute.shm": on((*EMBED, "compute", "shm"), "1Gi"),
+    "apis.*.runAsUser": on((*SENTIMENT, "runAsUser"), 20000),
     "apis.*.readOnlyRootFilesystem": on((*SENTIMENT, "readOnlyRootFilesystem"), False),
     "apis.*.writablePaths": on((*SENTIMENT, "writablePaths"), ["/tmp", "/home/app/.cache"]),
     "apis.*.livenessProbe.path": on((*SENTIMENT, "livenessProbe", "path"), "/alive", base="probes"),

@@ -56,8 +56,13 @@ MAIN_CONTAINER = "model"
 PROXY_CONTAINER = "proxy"
 """Name of the Envoy sidecar in front of the serving container."""
 
-PROXY_IMAGE = "envoyproxy/envoy:distroless-v1.39.6"
-"""The Envoy image the proxy runs unless an API pins another."""
+PROXY_IMAGE = ("envoyproxy/envoy:distroless-v1.39.2"
+               "@sha256:dced08cf7c472e1a1d067f906878266078eeeb63c110b4961882c039a622853a")
+"""The Envoy image the proxy runs unless an API pins another: pinned by its multi-arch index digest
+(amd64 and arm64), the tag kept for readers."""
+
+RUN_AS_USER = 65532
+"""UID and GID an API's containers run as unless it sets another (the distroless images' ``nonroot``)."""
 
 PROXY_PORT = 8888
 """Port the proxy takes requests on (the Service forwards here when the proxy is on)."""
@@ -122,7 +127,7 @@ class SidecarConfig(_Model):
     """Another container in every replica, e.g. a Python model behind a fast front-end, talking over a Unix socket in ``/var/run/modelplane``."""
 
     image: str = Field(pattern=r"^[^\s]+$")
-    """Container image with an explicit tag or digest. Required."""
+    """Container image with an explicit tag or digest, pulled as the API's ``image`` is. Required."""
     command: list[str] | None = None
     """Container entrypoint override."""
     args: list[str] | None = None
@@ -147,7 +152,7 @@ class ProxyConfig(_Model):
     enabled: bool = True
     """Run the proxy. Off: the Service reaches the server directly, and the API scales on ``cpu``, ``memory``, ``queue`` or a ``custom`` query of the server's own metrics."""
     image: str = Field(PROXY_IMAGE, pattern=r"^[^\s]+$")
-    """Envoy image (an official ``envoyproxy/envoy`` build; distroless by default)."""
+    """Envoy image (an official ``envoyproxy/envoy`` build; by default a distroless one, pinned by digest)."""
     cpu: CpuQuantity = "100m"
     """CPU request of the proxy container."""
     mem: MemQuantity = "128Mi"
@@ -180,7 +185,7 @@ class ApiConfig(_Model):
     """One model served as an HTTP API: an entry of ``modelplane:apis``, keyed by its name."""
 
     image: str = Field(pattern=r"^[^\s]+$")
-    """Container image with an explicit tag or digest. Required."""
+    """Container image with an explicit tag or digest. Required. A tag is looked up in the registry at every container start (``imagePullPolicy: Always``); an image pinned by digest starts from the node's copy when it has one."""
     node_group: DnsLabel
     """Name of the node group (a key of ``modelplane:nodeGroups``) the replicas run on. Required."""
     readiness_probe: ProbeConfig
@@ -207,6 +212,8 @@ class ApiConfig(_Model):
     """Kubernetes Secrets (in the API's namespace, e.g. synced by External Secrets) mounted read-only as files: secret name to directory."""
     config_files: dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,253}$")], str] = {}
     """Model configuration files (name: content), mounted read-only at ``/etc/modelplane/config`` from a ConfigMap named after its content, so a change rolls the replicas."""
+    run_as_user: int = Field(RUN_AS_USER, ge=1, le=2147483647)
+    """UID and GID of every container in a replica, whatever user its image names (the proxy keeps its own); the image's files must be readable by it. Keep it at 10000 or above, clear of the nodes' own users."""
     read_only_root_filesystem: bool = True
     """Mount the container's root filesystem read-only; only ``writablePaths`` can be written."""
     writable_paths: list[Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$")]] = ["/tmp"]
@@ -262,6 +269,18 @@ def surge_replicas(api: ApiConfig, replicas: int) -> int:
     return -(-replicas * int(surge[:-1]) // 100)
 
 
+def image_pull_policy(image: str) -> str:
+    """The kubelet's pull policy for ``image``: ``IfNotPresent`` when pinned by digest, else ``Always``.
+
+    A digest names one immutable image, so a node's cached copy is it, and a scale-up starts from
+    the cache without asking the registry. A tag can be pushed again: ``Always`` makes the kubelet
+    resolve it at every container start (a manifest request; layers it has are not fetched again),
+    so no replica runs an older image under the same tag, and no pod runs a cached private image
+    without the credentials to pull it.
+    """
+    return "IfNotPresent" if "@" in image else "Always"
+
+
 def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], group_names: list[str],
                path: tuple[str | int, ...], cluster: ClusterConfig | None = None) -> Iterator[Issue]:
     images = [(path + ("image",), api.image)] + [(path + ("sidecars", n, "image"), c.image)
@@ -270,7 +289,11 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         images.append((path + ("proxy", "image"), api.proxy.image))
     for where, image in images:
         last = image.rsplit("/", 1)[-1]
-        if "@" not in last and (":" not in last or last.endswith(":latest")):
+        digest = last.partition("@")[2]
+        if "@" in last and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
+            yield Issue(where, f"{image!r} has a malformed digest {digest!r}; a digest is sha256: followed by 64 "
+                               "lower-case hex digits (docker buildx imagetools inspect <image> prints it)")
+        elif "@" not in last and (":" not in last or last.endswith(":latest")):
             yield Issue(where, f"{image!r} needs an explicit tag or digest other than latest "
                                "(e.g. repo/model:1.2.0): a moving tag makes rollouts invisible to Pulumi diffs")
     if MAIN_CONTAINER in api.sidecars:
