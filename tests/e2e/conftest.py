@@ -43,7 +43,7 @@ def crd_schemas(project: Path) -> Path:
 def cluster(engine: Path) -> Iterator[Cluster]:
     """The control plane at the ``local`` stack's own Kubernetes minor (``--emulated-version``)."""
     minor = local_config()["modelplane:cluster"]["kubernetesVersion"]
-    yield from start_cluster(harness.E2E_HOME / f"e2e-{minor}", minor)
+    yield from start_cluster(harness.instance_dir(minor), minor)
 
 
 @pytest.fixture(scope="session")

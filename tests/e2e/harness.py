@@ -103,20 +103,51 @@ class ControlPlane:
         return {p.stem: int(p.read_text()) for p in run_dir.glob("*.pid")} if run_dir.is_dir() else {}
 
     def stop(self) -> None:
-        """Stop every process this control plane started, by the PIDs it saved (never by name)."""
-        for name, pid in self.pids().items():
+        """Stop every process this control plane started, by the PIDs it saved (never by name).
+
+        A saved PID counts only while its process still carries this instance in its environment
+        (up.sh exports ``E2E_INSTANCE`` to every process it starts): a PID the system has since given
+        to another process is left alone.
+        """
+        ours = {name: pid for name, pid in self.pids().items() if _runs_in(pid, self.instance)}
+        for pid in ours.values():
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         deadline = time.time() + 15
-        for pid in self.pids().values():
+        for pid in ours.values():
             while _alive(pid) and time.time() < deadline:
                 time.sleep(0.2)
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
         for p in (self.instance / "run").glob("*.pid") if (self.instance / "run").is_dir() else ():
             p.unlink()
+
+
+def _runs_in(pid: int, instance: Path) -> bool:
+    """Whether process ``pid`` was started for ``instance`` (a control plane's directory)."""
+    try:
+        environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"E2E_INSTANCE={instance}".encode() in environment
+
+
+def instance_dir(minor: str) -> Path:
+    """A fresh directory for one test run's control plane at ``minor``.
+
+    Named after the run's PID, so two runs (two checkouts, or CI beside a developer) never share
+    one and never stop each other's processes. Directories of runs that have ended are swept
+    first, stopping what such a run left behind (a run killed before its teardown).
+    """
+    root = E2E_HOME / "instances"
+    for stale in sorted(root.glob("*-*")) if root.is_dir() else ():
+        owner = stale.name.rsplit("-", 1)[1]
+        if owner.isdigit() and not _alive(int(owner)):
+            ControlPlane(instance=stale).stop()
+            shutil.rmtree(stale, ignore_errors=True)
+    return root / f"{minor}-{os.getpid()}"
 
 
 def _alive(pid: int) -> bool:
@@ -576,3 +607,4 @@ def start_cluster(instance: Path, minor: str) -> Iterator[Cluster]:
         yield Cluster(plane.kubeconfig, "realk8s", minor, plane)
     finally:
         plane.stop()
+        shutil.rmtree(instance, ignore_errors=True)

@@ -27,7 +27,7 @@ def newest(engine: Path, crd_schemas: Path, tmp_path_factory: pytest.TempPathFac
         tuple[Cluster, LiveStack]]:
     if harness.USER_CLUSTER:
         pytest.skip("runs on a control plane of its own (MODELPLANE_E2E_KUBECONFIG names one cluster)")
-    cluster_gen = harness.start_cluster(harness.E2E_HOME / f"e2e-{NEWEST_MINOR}", NEWEST_MINOR)
+    cluster_gen = harness.start_cluster(harness.instance_dir(NEWEST_MINOR), NEWEST_MINOR)
     cluster = next(cluster_gen)
     try:
         workspace = harness.Workspace(tmp_path_factory.mktemp("e2e-newest"), engine)
