@@ -140,7 +140,8 @@ def test_network_policy_fails_without_one() -> None:
     assert stack_violations("network-policy-per-namespace", without(api(), NETWORK_POLICY)) == [(
         "sentiment",
         "Add a NetworkPolicy with policyType Ingress in namespace 'sentiment' that selects the pods of Deployment "
-        "sentiment/sentiment: without one every pod in the cluster can reach its model server directly.")]
+        "sentiment/sentiment: without one every pod in the cluster can reach its model server directly "
+        "(stack file: modelplane:apis.sentiment.network.isolated: true).")]
 
 
 def test_network_policy_fails_when_it_only_limits_egress() -> None:

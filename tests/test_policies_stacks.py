@@ -80,11 +80,12 @@ def struct(value: dict[str, Any]) -> struct_pb2.Struct:
     return message
 
 
-def run_pack(stack: str, plan: Plan) -> Report:
+def run_pack(stack: str, plan: Plan, stack_config: dict[str, Any]) -> Report:
+    """The pack's diagnostics on a rendered stack whose stack file holds ``stack_config``."""
     pack = Pack()
     servicer = servicer_class(pack)(PACK_NAME, "0.1.0", pack.policies, EnforcementLevel.ADVISORY,
                                     pack.initial_config)
-    config = engine_config(load_stack_file(PROJECT / "stacks" / f"Pulumi.{stack}.yaml"))
+    config = engine_config(stack_config)
     servicer.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(stack=stack, project="modelplane",
                                                                        config=config), None)
     info = servicer.GetAnalyzerInfo(empty_pb2.Empty(), None)
@@ -114,7 +115,8 @@ def run_pack(stack: str, plan: Plan) -> Report:
 
 @pytest.fixture(scope="module")
 def reports(render: Callable[..., Plan]) -> dict[str, Report]:
-    return {stack: run_pack(stack, render(stack)) for stack in STACKS}
+    return {stack: run_pack(stack, render(stack), load_stack_file(PROJECT / "stacks" / f"Pulumi.{stack}.yaml"))
+            for stack in STACKS}
 
 
 def test_the_stacks_are_the_committed_ones() -> None:
@@ -145,3 +147,20 @@ def test_every_resource_rule_judges_some_resource_of_the_prod_stack(reports: dic
     resource_rules = [rule for rule in RULES if not rule.is_stack_rule]
     assert [rule.name for rule in resource_rules if not any(analyzed[t] for t in rule.types)] == []
 
+
+def test_an_api_left_without_its_network_policy_fails_prod_naming_the_key(render: Callable[..., Plan],
+                                                                            stack_configs: Any) -> None:
+    config = stack_configs.edited("prod", (("modelplane:apis", "fraud-score", "network", "isolated"), False))
+    report = run_pack("prod", render("prod", config), config)
+    [found] = [d for d in report.diagnostics if d.policy == "network-policy-per-namespace"]
+    assert (found.level, found.resource) == ("mandatory", "fraud-score")
+    assert found.message.endswith("(stack file: modelplane:apis.fraud-score.network.isolated: true).")
+
+
+def test_the_stack_guardrails_set_the_levels(render: Callable[..., Plan], stack_configs: Any) -> None:
+    config = stack_configs.edited("prod", (("modelplane:guardrails",), {"rules": {"images-by-digest": "advisory"},
+                                                                        "maxGpus": 200}))
+    report = run_pack("prod", render("prod", config), config)
+    assert report.at("mandatory") == Counter({k: n for k, n in FINDINGS["prod"].items()
+                                              if k[0] != "images-by-digest"})
+    assert sum(n for (rule, _), n in report.at("advisory").items() if rule == "images-by-digest") == 10

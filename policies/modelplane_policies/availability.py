@@ -103,7 +103,8 @@ def _network_policy_per_namespace(stack: Stack) -> Iterator[Finding]:
         if not any(_covers(p, workload, ("spec", "podSelector"), _ingress_policy) for p in policies):
             yield Finding(
                 f"Add a NetworkPolicy with policyType Ingress in namespace {workload.namespace!r} that selects the "
-                f"pods of {workload}: without one every pod in the cluster can reach its model server directly.",
+                f"pods of {workload}: without one every pod in the cluster can reach its model server directly "
+                f"(stack file: {workload.key()}.network.isolated: true).",
                 workload.resource.urn)
 
 
