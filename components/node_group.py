@@ -1,4 +1,4 @@
-"""``NodeGroup``: an EKS managed node group with hardened nodes (IMDSv2 only,
+"""``NodeGroup``: an EKS managed node group with hardened nodes (IMDSv2 only, hop limit 1,
 encrypted gp3 root volume) whose labels and taints come from a :class:`Placement`."""
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ def _managed_node_group(name: str, args: NodeGroupArgs, placement: Placement,
         metadata_options={
             "http_endpoint": "enabled",
             "http_tokens": "required",
-            # 2 lets containers that still use IMDS reach it; pods get AWS access through IRSA.
-            "http_put_response_hop_limit": 2,
+            # 1: only the node (and host-network pods) reach IMDS, so no pod can take the node role's
+            # credentials; pods get AWS access through their service account's role (IRSA).
+            "http_put_response_hop_limit": 1,
         },
         block_device_mappings=[{
             "device_name": device,

@@ -297,7 +297,7 @@ def test_node_role_trusts_ec2_only(dev_plan, find) -> None:
 
 
 @pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
-def test_launch_templates_require_imdsv2_and_encrypt_the_root_volume(request, plan_name: str) -> None:
+def test_launch_templates_require_imdsv2_with_one_hop_and_encrypt_the_root_volume(request, plan_name: str) -> None:
     plan = request.getfixturevalue(plan_name)
     templates = plan.by_type(LAUNCH_TEMPLATE)
     assert len(templates) == len(plan.by_type(MANAGED_NODE_GROUP)) == len(plan.config.node_groups) + 1
@@ -306,6 +306,8 @@ def test_launch_templates_require_imdsv2_and_encrypt_the_root_volume(request, pl
         inputs = template.inputs
         assert inputs["metadataOptions"]["httpTokens"] == "required", template.name
         assert inputs["metadataOptions"]["httpEndpoint"] == "enabled", template.name
+        # Pods use their service account's role; one hop keeps them from the node role's credentials.
+        assert inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1, template.name
         [volume] = inputs["blockDeviceMappings"]
         assert volume["ebs"]["encrypted"] == "true", template.name
         assert volume["ebs"]["volumeType"] == "gp3", template.name
