@@ -640,20 +640,21 @@ def test_root_is_not_a_run_as_user(stack_configs) -> None:
     assert [i.path for i in caught.value.issues] == [("modelplane:apis", "sentiment", "runAsUser")]
 
 
-def test_images_pinned_by_digest_are_pulled_only_when_absent_and_tags_always(prod_plan, find) -> None:
-    by_name = {d["metadata"]["name"]: pod_spec(d) for d in find.objects(prod_plan, "Deployment")}
-    policies = {(api, c["name"]): (c["image"], c["imagePullPolicy"])
+def test_images_pinned_by_digest_are_pulled_only_when_absent_and_tags_always(dev_plan, prod_plan, find) -> None:
+    def pull_policies(plan) -> dict[tuple[str, str], tuple[str, str]]:
+        by_name = {d["metadata"]["name"]: pod_spec(d) for d in find.objects(plan, "Deployment")}
+        return {(api, c["name"]): (c["image"], c["imagePullPolicy"])
                 for api, spec in by_name.items() for c in [*spec.get("initContainers", []), *spec["containers"]]}
+    dev, prod = pull_policies(dev_plan), pull_policies(prod_plan)
 
-    # prod's sentiment is pinned by digest, like the default proxy; its other images are tags.
-    assert policies[("sentiment", "model")][1] == "IfNotPresent" and "@sha256:" in policies[("sentiment", "model")][0]
-    assert policies[("sentiment", "proxy")][1] == "IfNotPresent"
-    assert policies[("recommender", "model")] == (
-        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bandit-frontend:3.2.0", "Always")
-    assert policies[("recommender", "bandit-model")] == (
-        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/bandit-model:3.2.0", "Always")
-    assert {policy for image, policy in policies.values() if "@" not in image} == {"Always"}
-    assert {policy for image, policy in policies.values() if "@" in image} == {"IfNotPresent"}
+    # dev's images are tags; the default proxy, and every image of prod, are pinned by digest.
+    assert dev[("sentiment", "model")] == ("ghcr.io/acme/sentiment-api:1.4.2", "Always")
+    assert dev[("sentiment", "proxy")][1] == "IfNotPresent" and "@sha256:" in dev[("sentiment", "proxy")][0]
+    assert prod[("recommender", "bandit-model")][1] == "IfNotPresent"
+    for policies in (dev, prod):
+        assert {policy for image, policy in policies.values() if "@" not in image} <= {"Always"}
+        assert {policy for image, policy in policies.values() if "@" in image} == {"IfNotPresent"}
+    assert all("@" in image for image, _ in prod.values())
 
 
 def test_container_command_args_env_and_probe_follow_config(dev_plan, find) -> None:
@@ -958,7 +959,7 @@ def test_sidecar_shares_the_socket_directory_and_hardening(prod_plan, find) -> N
     serving, sidecar = pod["containers"]
 
     assert [serving["name"], sidecar["name"]] == ["model", "bandit-model"]
-    assert sidecar["image"].endswith("/bandit-model:3.2.0")
+    assert "/bandit-model:3.2.0@sha256:" in sidecar["image"]
     assert sidecar["args"] == ["--socket", "/var/run/modelplane/model.sock"]
     assert sidecar["resources"] == {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
     assert sidecar["securityContext"] == serving["securityContext"]

@@ -39,6 +39,7 @@ def test_a_stack_over_its_gpu_ceiling_is_refused_naming_the_apis(stack_configs) 
     ({"rules": {"Images": "advisory"}}, "rules.Images", "pattern"),
     ({"rules": {"images-by-digest": "off"}}, "rules.images-by-digest", "'disabled'"),
     ({"maxGpu": 4}, "maxGpu", "did you mean 'maxGpus'"),
+    ({"rules": {"images-by-digests": "advisory"}}, "rules.images-by-digests", "did you mean 'images-by-digest'"),
     ({"maxGpus": -1}, "maxGpus", "greater than or equal to 0"),
 ])
 def test_bad_guardrails_are_named(stack_configs, value, where: str, says: str) -> None:
@@ -47,3 +48,13 @@ def test_bad_guardrails_are_named(stack_configs, value, where: str, says: str) -
 
     assert key in found, found
     assert says in found[key]
+
+
+def test_the_config_knows_exactly_the_packs_rules() -> None:
+    pytest.importorskip("pulumi_policy", reason="the pack needs pulumi-policy (the test extras install it)")
+    from modelplane_policies import RULES as PACK_RULES
+
+    from modelplane.config.guardrails import RULES
+
+    assert len(RULES) >= 20
+    assert sorted(RULES) == sorted(rule.name for rule in PACK_RULES)

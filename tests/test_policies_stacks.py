@@ -31,21 +31,8 @@ STACKS = stack_names(PROJECT)
 LEVELS = {analyzer_pb2.MANDATORY: "mandatory", analyzer_pb2.ADVISORY: "advisory", analyzer_pb2.DISABLED: "disabled"}
 
 FINDINGS: dict[str, dict[tuple[str, str], int]] = {
-    "prod": {
-        # Two request APIs keep a single replica (stacks/Pulumi.prod.yaml, autoscaling.minReplicas 1): one
-        # node drain or spot reclaim takes each offline. A second llm-chat replica is another g5.12xlarge
-        # (gpu-llm minSize 1 -> 2): a cost decision for the stack's owner, not made here.
-        ("min-two-replicas", "image-embed-autoscaling"): 1,
-        ("min-two-replicas", "llm-chat-autoscaling"): 1,
-        # Images by tag: four APIs' images and the recommender's sidecar, and the Envoy proxy everywhere
-        # (config.apis.PROXY_IMAGE is a tag; its digest cannot be looked up offline, so it is not invented
-        # here). sentiment's digest has 63 hex characters instead of 64: not pullable.
-        ("images-by-digest", "fraud-score"): 2,
-        ("images-by-digest", "image-embed"): 2,
-        ("images-by-digest", "llm-chat"): 1,
-        ("images-by-digest", "recommender"): 3,
-        ("images-by-digest", "sentiment"): 2,
-    },
+    # Empty: every stack passes what the pack enforces on it. (prod's two single-replica APIs now keep
+    # two, and its images are pinned by digest.)
 }
 """Mandatory violations of our own stacks that are known and reported, by stack: (rule, resource) -> count."""
 
@@ -158,9 +145,15 @@ def test_an_api_left_without_its_network_policy_fails_prod_naming_the_key(render
 
 
 def test_the_stack_guardrails_set_the_levels(render: Callable[..., Plan], stack_configs: Any) -> None:
-    config = stack_configs.edited("prod", (("modelplane:guardrails",), {"rules": {"images-by-digest": "advisory"},
-                                                                        "maxGpus": 200}))
-    report = run_pack("prod", render("prod", config), config)
-    assert report.at("mandatory") == Counter({k: n for k, n in FINDINGS["prod"].items()
-                                              if k[0] != "images-by-digest"})
-    assert sum(n for (rule, _), n in report.at("advisory").items() if rule == "images-by-digest") == 10
+    tagged = (("modelplane:apis", "fraud-score", "image"), "123456789012.dkr.ecr.eu-west-1.amazonaws.com/fraud:2.0.1")
+    strict = stack_configs.edited("prod", tagged)
+    relaxed = stack_configs.edited("prod", tagged, (("modelplane:guardrails",), {
+        "rules": {"images-by-digest": "advisory"}, "maxGpus": 200}))
+
+    # prod's default: a tag fails the preview ...
+    assert run_pack("prod", render("prod", strict), strict).at("mandatory") == Counter(
+        {("images-by-digest", "fraud-score"): 1})
+    # ... unless the stack file makes the rule advisory.
+    report = run_pack("prod", render("prod", relaxed), relaxed)
+    assert report.at("mandatory") == Counter()
+    assert report.at("advisory")[("images-by-digest", "fraud-score")] == 1

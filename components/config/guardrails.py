@@ -7,12 +7,21 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from ._base import Issue, _Model
+from ._base import Issue, _did_you_mean, _Model
 
 if TYPE_CHECKING:
     from .apis import ApiConfig
 
 Enforcement = Literal["mandatory", "advisory"]
+
+RULES = (
+    "control-plane-logging", "encrypted-volumes", "gpu-ceiling", "gpu-group-taint", "gpu-max-unavailable-zero",
+    "gpu-toleration", "graceful-shutdown", "images-by-digest", "imdsv2-hop-limit-1", "irsa-single-service-account",
+    "kms-key-rotation", "kms-secrets-encryption", "memory-limit-equals-request", "min-le-max-replicas",
+    "min-two-replicas", "network-policy-per-namespace", "pdb-per-api", "private-endpoint", "readiness-probe",
+    "resource-requests", "restricted-pod-security", "secrets-as-files", "zone-spread",
+)
+"""The policy pack's rule names (``policies/``; a test holds the two lists equal), for ``guardrails.rules``."""
 
 RuleName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,62}$")]
 
@@ -37,6 +46,10 @@ def gpus_at_max(apis: dict[str, ApiConfig]) -> int:
 
 def _check_guardrails(guardrails: GuardrailsConfig, apis: dict[str, ApiConfig],
                       path: tuple[str | int, ...]) -> Iterator[Issue]:
+    for rule in guardrails.rules:
+        if rule not in RULES:
+            yield Issue(path + ("rules", rule), f"is not a rule of the policy pack{_did_you_mean(rule, RULES)}; "
+                                                f"its rules: {', '.join(RULES)}")
     if guardrails.max_gpus is None:
         return
     total = gpus_at_max(apis)
