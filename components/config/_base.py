@@ -30,7 +30,8 @@ CpuQuantity = Annotated[str, BeforeValidator(_number_to_str),
 
 MemQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 
-Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h|d)$")]
+Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}(s|m|h|d)$")]
+"""A period such as ``90s``, ``5m``, ``1h`` or ``2d``; nine digits at most (more would be no period a stack means)."""
 
 IntOrPercent = Annotated[int, Field(ge=0)] | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}%$")]
 
