@@ -15,6 +15,9 @@ from pydantic.alias_generators import to_camel
 NAMESPACE = "modelplane"
 """The Pulumi config namespace every estate key lives in (``modelplane:<key>``)."""
 
+AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+"""An AWS region name (``us-east-1``), the value of ``aws:region``."""
+
 
 def _number_to_str(value: Any) -> Any:
     # YAML reads `cpu: 1` as an int; Kubernetes quantities are strings. A whole float is written as an

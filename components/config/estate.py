@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ._base import NAMESPACE, ConfigError, Issue, _did_you_mean, _Model, _show
+from ._base import AWS_REGION, NAMESPACE, ConfigError, Issue, _did_you_mean, _Model, _show
 from .apis import (
     ADDON_NAMESPACES,
     RESERVED_NAMESPACES,
@@ -121,7 +121,7 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
     existing = _existing_section(config.get(key("cluster")), cluster)
     region = config.get("aws:region")
     if (region is not None or not existing) and (
-            not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region)):
+            not isinstance(region, str) or not AWS_REGION.fullmatch(region)):
         optional = "; an existing cluster that uses no AWS service may leave it out" if existing else ""
         issues.append(Issue(("aws:region",), f"must be an AWS region such as us-east-1, got {region!r}{optional}"))
     node_groups = _validate_map(NodeGroupConfig, config.get(key("nodeGroups"), {}),
