@@ -333,7 +333,7 @@ SCALARS: list[Any] = [
 CONTAINERS: list[Any] = [{}, [], ["x"], [None], [1], {"secure": "v1:abc"}, {"x": 1}, {"path": "/ready"}]
 KEYS = ["x", "replicas", "Image", "bad name", "", "a" * 41, "a" * 40, "1x", "x-", "a_b", "default", "keda",
         "monitoring", "system", "model", "proxy", "MODELPLANE_X", "X_Y", "modelplane.io/x", "UPPER"]
-CONFIG_KEYS = ["apis", "nodeGroups", "cluster", "modelplane:apis", "modelplane:cluster", "foo:apis", "aws:apis",
+CONFIG_KEYS = [*(k for name, _, _ in SECTIONS for k in (name, f"modelplane:{name}", f"foo:{name}")), "aws:apis",
                "modelplane:extra", "kubernetes:context", "pulumi:tags", "eks:x", "other:setting", "a:b:c",
                "has space", "Modelplane:apis", "region", "aws:region", "aws:profile", ":x", "x:"]
 TOP_KEYS = ["config", "Config", "encryptionsalt", "secretsprovider", "encryptedkey", "environment", "foo"]
