@@ -620,6 +620,8 @@ ACCEPTED = {
                                      ((*A, "doc-embed", "proxy", "cpu"), 1e16)),
     "keys without the namespace": _stack("dev", ((*A[:1], "apis"), STACKS["dev"]["config"]["modelplane:apis"]),
                                          (A, MISSING)),
+    "the cluster without the namespace": _stack("dev", (("config", "cluster"), STACKS["dev"]["config"]
+                                                        ["modelplane:cluster"]), (C, MISSING)),
     "keys of other namespaces": _stack("dev", (("config", "aws:profile"), "ml"),
                                        (("config", "kubernetes:context"), {"secure": "v1:abc"}),
                                        (("config", "other:apis-url"), [1, 2])),
