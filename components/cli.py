@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "validate":
             return _validate(project, args.stack)
         elif args.command == "schema":
-            from .reference import json_schema
+            from .schema import json_schema
             print(json.dumps(json_schema(), indent=2))
         elif args.command == "reference":
             from .reference import config_reference, write_reference

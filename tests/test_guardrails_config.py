@@ -36,7 +36,7 @@ def test_a_stack_over_its_gpu_ceiling_is_refused_naming_the_apis(stack_configs) 
 
 @pytest.mark.parametrize(("value", "where", "says"), [
     ({"enforcement": "strict"}, "enforcement", "'mandatory' or 'advisory'"),
-    ({"rules": {"Images": "advisory"}}, "rules.Images", "pattern"),
+    ({"rules": {"Images": "advisory"}}, "rules.Images", "'images-by-digest'"),
     ({"rules": {"images-by-digest": "off"}}, "rules.images-by-digest", "'disabled'"),
     ({"maxGpu": 4}, "maxGpu", "did you mean 'maxGpus'"),
     ({"rules": {"images-by-digests": "advisory"}}, "rules.images-by-digests", "did you mean 'images-by-digest'"),

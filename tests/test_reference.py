@@ -8,7 +8,8 @@ import jsonschema
 import pytest
 import yaml
 
-from modelplane.reference import BEGIN, END, config_reference, json_schema
+from modelplane.reference import BEGIN, END, config_reference
+from modelplane.schema import json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 

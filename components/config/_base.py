@@ -15,9 +15,15 @@ from pydantic.alias_generators import to_camel
 NAMESPACE = "modelplane"
 """The Pulumi config namespace every estate key lives in (``modelplane:<key>``)."""
 
+AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+"""An AWS region name (``us-east-1``), the value of ``aws:region``."""
+
 
 def _number_to_str(value: Any) -> Any:
-    # YAML reads `cpu: 1` as an int; Kubernetes quantities are strings.
+    # YAML reads `cpu: 1` as an int; Kubernetes quantities are strings. A whole float is written as an
+    # int (1e16 would otherwise become "1e+16"): JSON, and so the JSON Schema, does not tell 2.0 from 2.
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return value
@@ -25,12 +31,17 @@ def _number_to_str(value: Any) -> Any:
 
 DnsLabel = Annotated[str, StringConstraints(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
 
-CpuQuantity = Annotated[str, BeforeValidator(_number_to_str),
-                        StringConstraints(pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")]
+_CPU_TEXT = StringConstraints(pattern=r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
+
+CpuQuantity = Annotated[str, BeforeValidator(_number_to_str, json_schema_input_type=Annotated[str, _CPU_TEXT]
+                                             | Annotated[float, Field(ge=0)]),
+                        _CPU_TEXT]
+"""A CPU quantity: ``500m``, ``"2"`` or the number ``2`` (at most three decimals, which the JSON Schema cannot say)."""
 
 MemQuantity = Annotated[str, StringConstraints(pattern=r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 
-Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]+(s|m|h|d)$")]
+Duration = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,9}(s|m|h|d)$")]
+"""A period such as ``90s``, ``5m``, ``1h`` or ``2d``; nine digits at most (more would be no period a stack means)."""
 
 IntOrPercent = Annotated[int, Field(ge=0)] | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,3}%$")]
 
@@ -42,7 +53,26 @@ def _cidr_text(value: Any) -> Any:
     return value
 
 
-Cidr = Annotated[IPv4Network, BeforeValidator(_cidr_text), Field(strict=False)]
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+
+
+def cidr_pattern(prefixes: Collection[int] = range(33)) -> str:
+    """A regular expression of the CIDR text :class:`IPv4Network` takes, with a prefix length in ``prefixes``.
+
+    The address has no leading zeros; the prefix is digits (leading zeros allowed), a netmask or a
+    hostmask, or absent for a /32. Host bits (``10.0.0.1/16``) are beyond it: only the model checks them.
+    """
+    masks = {str(getattr(IPv4Network(f"0.0.0.0/{p}"), kind)) for p in range(33) for kind in ("netmask", "hostmask")}
+    fitting = sorted(m for m in masks if IPv4Network(f"0.0.0.0/{m}").prefixlen in prefixes)
+    suffix = "/(0*(" + "|".join(str(p) for p in sorted(prefixes)) + ")|" + "|".join(
+        m.replace(".", r"\.") for m in fitting) + ")"
+    return rf"^{_OCTET}(\.{_OCTET}){{3}}({suffix}{')?' if 32 in prefixes else ')'}$"
+
+
+Cidr = Annotated[IPv4Network, BeforeValidator(_cidr_text, json_schema_input_type=Annotated[
+    str, StringConstraints(pattern=cidr_pattern()), Field(json_schema_extra={"format": "ipv4network"})]),
+                 Field(strict=False)]
+"""An IPv4 CIDR block as text (``10.0.0.0/16``)."""
 
 LabelKey = Annotated[str, StringConstraints(
     pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",

@@ -73,6 +73,9 @@ PROXY_METRICS_PORT = 9902
 PROXY_ADMIN_PORT = 9901
 """Envoy's admin interface, bound to 127.0.0.1 only."""
 
+PINNED_IMAGE = re.compile(r"^(.*/)?([^/@]*@sha256:[0-9a-f]{64}|[^/@]*:(?!latest$)[^/:@]*)$")
+"""An image reference with a digest (``@sha256:`` and 64 hex digits), or a tag other than ``latest``, in its last path segment (``repo/model:1.2.0``)."""
+
 SQS_URL = re.compile(r"^https://sqs\.([a-z0-9-]+)\.amazonaws\.com/([0-9]{12})/([A-Za-z0-9_-]{1,80}(\.fifo)?)$")
 """An SQS queue URL: (region, account, queue name)."""
 
@@ -288,12 +291,12 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     if api.proxy.enabled:
         images.append((path + ("proxy", "image"), api.proxy.image))
     for where, image in images:
-        last = image.rsplit("/", 1)[-1]
-        digest = last.partition("@")[2]
-        if "@" in last and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
-            yield Issue(where, f"{image!r} has a malformed digest {digest!r}; a digest is sha256: followed by 64 "
-                               "lower-case hex digits (docker buildx imagetools inspect <image> prints it)")
-        elif "@" not in last and (":" not in last or last.endswith(":latest")):
+        if PINNED_IMAGE.fullmatch(image):
+            continue
+        if "@" in image.rsplit("/", 1)[-1]:
+            yield Issue(where, f"{image!r} has a malformed digest; a digest is @sha256: followed by 64 lower-case "
+                               "hex digits (docker buildx imagetools inspect <image> prints it)")
+        else:
             yield Issue(where, f"{image!r} needs an explicit tag or digest other than latest "
                                "(e.g. repo/model:1.2.0): a moving tag makes rollouts invisible to Pulumi diffs")
     if MAIN_CONTAINER in api.sidecars:

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ._base import NAMESPACE, ConfigError, Issue, _did_you_mean, _Model, _show
+from ._base import AWS_REGION, NAMESPACE, ConfigError, Issue, _did_you_mean, _Model, _show
 from .apis import (
     ADDON_NAMESPACES,
     RESERVED_NAMESPACES,
@@ -126,7 +126,7 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
     existing = _existing_section(config.get(key("cluster")), cluster)
     region = config.get("aws:region")
     if (region is not None or not existing) and (
-            not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", region)):
+            not isinstance(region, str) or not AWS_REGION.fullmatch(region)):
         optional = "; an existing cluster that uses no AWS service may leave it out" if existing else ""
         issues.append(Issue(("aws:region",), f"must be an AWS region such as us-east-1, got {region!r}{optional}"))
     node_groups = _validate_map(NodeGroupConfig, config.get(key("nodeGroups"), {}),
@@ -163,7 +163,9 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
             issues += _check_partly_valid_api(name, entry, issues, node_groups, group_names, (key("apis"), name),
                                               cluster)
 
-    guardrails = _validate(GuardrailsConfig, config.get(key("guardrails"), {}), (key("guardrails"),), issues)
+    raw_guardrails = config.get(key("guardrails"))
+    guardrails = _validate(GuardrailsConfig, {} if raw_guardrails is None else raw_guardrails, (key("guardrails"),),
+                           issues)
     if guardrails is not None:
         issues += _check_guardrails(guardrails, apis, (key("guardrails"),))
     if cluster is not None:
@@ -316,6 +318,8 @@ def _issues_from_pydantic(model: type[BaseModel], exc: ValidationError,
             message = str((error.get("ctx") or {}).get("error") or error["msg"])  # our own validators' sentences
         else:
             message = error["msg"].rstrip(".") + f"; got {_show(error.get('input'))}" + _quote_hint(error)
+            if kind == "literal_error" and isinstance(error.get("input"), str):
+                message += _did_you_mean(error["input"], _literal_values(error))
         messages = by_loc.setdefault(loc, [])
         if message not in messages:
             messages.append(message)
@@ -328,12 +332,15 @@ def _issues_from_pydantic(model: type[BaseModel], exc: ValidationError,
         yield Issue(path + loc, messages[0])
 
 
+def _literal_values(error: Any) -> list[str]:
+    """The values a literal_error wanted (pydantic gives them as text: ``'a', 'b' or 'c'``; strings are quoted)."""
+    return re.findall(r"'((?:[^'\\]|\\.)*)'", str((error.get("ctx") or {}).get("expected", "")))
+
+
 def _quote_hint(error: Any) -> str:
     """A hint for a number YAML read where text was wanted (``kubernetesVersion: 1.33``): quote it."""
     value = error.get("input")
-    wants_text = error["type"] in ("literal_error", "string_type", "string_pattern_mismatch") and (
-        error["type"] != "literal_error" or all(isinstance(v, str) for v in (error.get("ctx") or {}).get(
-            "expected_values", ["x"])))
+    wants_text = error["type"] in ("literal_error", "string_type", "string_pattern_mismatch")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and wants_text:
         return f" (a number to YAML; quote it for text: \"{value}\")"
     return ""

@@ -12,6 +12,9 @@ import yaml
 
 from ._base import NAMESPACE, ConfigError, Issue
 
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+"""The top-level keys of a Pulumi stack file: ``config:`` and Pulumi's own secrets and environment settings."""
+
 
 def load_stack_file(path: str | os.PathLike[str], source: str | None = None) -> dict[str, Any]:
     """The ``config:`` map of a Pulumi stack file; YAML errors become a :class:`ConfigError` with the line.
@@ -45,8 +48,7 @@ def load_stack_file(path: str | os.PathLike[str], source: str | None = None) -> 
         document = {}
     if not isinstance(document, dict):
         raise ConfigError(source, [Issue((), "a stack file is a YAML mapping with a `config:` key")])
-    unknown = sorted(set(document) - {"config", "secretsprovider", "encryptedkey", "encryptionsalt",
-                                       "environment"})
+    unknown = sorted(set(document) - set(STACK_FILE_KEYS))
     if unknown:
         raise ConfigError(source, [Issue((), f"unknown top-level key(s) {unknown}; a stack file "
                                              "holds `config:` (and Pulumi's secrets settings)")])
