@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CONFIG
     try:
         if args.command == "plan":
-            print(format_plan(run_stack(args.stack, project)))
+            plan = run_stack(args.stack, project)
+            guardrails = policy_report(project, plan)
+            print(format_plan(plan, guardrails))
+            if guardrails.mandatory:
+                return EXIT_POLICY
         elif args.command == "render":
             return _render(project, args.stack, args.out)
         elif args.command == "validate":
@@ -98,6 +103,40 @@ def main(argv: list[str] | None = None) -> int:
 
 EXIT_PIPE = 141
 """Exit code after a closed pipe: what a shell reports for a tool that SIGPIPE ended."""
+
+EXIT_POLICY = 3
+"""Exit code of a plan that breaks a mandatory rule of the policy pack (``pulumi preview`` would fail)."""
+
+
+# --------------------------------------------------------------------------- the policy pack, offline
+
+@dataclass(frozen=True)
+class PolicyReport:
+    """What the project's policy pack (``policies/``) says about an offline run; ``skipped`` says why it did not run."""
+
+    diagnostics: list[Any] = field(default_factory=list)
+    rules: int = 0
+    skipped: str | None = None
+
+    @property
+    def mandatory(self) -> list[Any]:
+        return [d for d in self.diagnostics if d.level == "mandatory"]
+
+
+def policy_report(project: Path, plan: Plan) -> PolicyReport:
+    """Every resource of ``plan`` through the project's CrossGuard pack, as ``pulumi preview --policy-pack`` would."""
+    pack_dir = project / "policies"
+    if not (pack_dir / "PulumiPolicy.yaml").is_file():
+        return PolicyReport(skipped=f"no policy pack in {pack_dir}")
+    if str(pack_dir) not in sys.path:
+        sys.path.insert(0, str(pack_dir))
+    try:
+        from modelplane_policies import RULES
+        from modelplane_policies.offline import evaluate
+    except ImportError as exc:
+        return PolicyReport(skipped=f"the pack needs {exc.name or exc} (pip install 'modelplane[policy]')")
+    raw, _ = load_config(project, plan.stack)
+    return PolicyReport(evaluate(plan.stack, raw, plan.resources), len(RULES))
 
 
 # --------------------------------------------------------------------------- validate
@@ -181,8 +220,8 @@ def _sorted(obj: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- plan
 
-def format_plan(plan: Plan) -> str:
-    """The estate as a person reads it: resources by type, the component tree, the API table."""
+def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
+    """The estate as a person reads it: resources by type, the component tree, the API table, the pack's verdict."""
     estate = plan.config
     where = f"region {estate.region}" if estate.existing is None else _existing_summary(estate)
     lines = [
@@ -215,9 +254,26 @@ def format_plan(plan: Plan) -> str:
     for key, value in plan.outputs.items():
         shown = "[secret]" if key in plan.secret_outputs else json.dumps(normalize(value))
         lines.append(f"  {key}: {shown}")
+    if guardrails is not None:
+        lines += ["", *_guardrails_lines(guardrails)]
     if estate.warnings:
         lines += ["", "Warnings"] + [f"  - {w}" for w in estate.warnings]
     return "\n".join(lines)
+
+
+def _guardrails_lines(report: PolicyReport) -> list[str]:
+    if report.skipped is not None:
+        return [f"Guardrails: the policy pack did not run ({report.skipped})"]
+    shown = [d for d in report.diagnostics if d.level != "disabled"]
+    mandatory = len(report.mandatory)
+    lines = [f"Guardrails: policy pack, {report.rules} rules: {mandatory} mandatory and "
+             f"{len(shown) - mandatory} advisory violation(s)" + (" (pulumi preview --policy-pack policies "
+                                                                 "would fail)" if mandatory else "")]
+    for d in sorted(shown, key=lambda d: (d.level != "mandatory", d.policy, d.resource)):
+        # pulumi_policy puts the rule's description first; the violation's own sentence follows.
+        message = d.message.split("\n", 1)[-1].replace("\n", " ")
+        lines.append(f"  - {d.level} {d.policy} on {d.resource or 'the stack'}: {message}")
+    return lines
 
 
 def _existing_summary(estate: EstateConfig) -> str:

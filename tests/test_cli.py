@@ -41,6 +41,32 @@ def test_plan_prints_the_dev_estate(capsys: pytest.CaptureFixture[str]) -> None:
     assert "kubeconfig: [secret]" in out
 
 
+def test_plan_runs_the_policy_pack_and_fails_like_the_preview_on_a_mandatory_rule(
+        scratch_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pulumi_policy", reason="the pack needs pulumi-policy (the test extras install it)")
+    shutil.copytree(ROOT / "policies", scratch_project / "policies", ignore=shutil.ignore_patterns("__pycache__"))
+    assert main(["--project", str(scratch_project), "plan", "--stack", "prod"]) == 0
+    assert "Guardrails: policy pack, 23 rules: 0 mandatory and 0 advisory violation(s)" in capsys.readouterr().out
+
+    prod = scratch_project / "stacks" / "Pulumi.prod.yaml"
+    text = prod.read_text()
+    pinned = "fraud-score:2024.11.3@sha256:"
+    assert pinned in text
+    prod.write_text(text.replace(pinned, "fraud-score:2024.11.3@x").replace("@x" + text.split(pinned)[1][:64], ""))
+    assert main(["--project", str(scratch_project), "plan", "--stack", "prod"]) == EXIT_POLICY
+    out = capsys.readouterr().out
+    assert "1 mandatory and 0 advisory violation(s) (pulumi preview --policy-pack policies would fail)" in out
+    [line] = [line for line in out.splitlines() if line.startswith("  - mandatory")]
+    assert line.startswith("  - mandatory images-by-digest on fraud-score: Pin image ")
+    assert line.endswith("(stack file: modelplane:apis.fraud-score.image).")
+
+
+def test_plan_says_when_the_pack_cannot_run(scratch_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--project", str(scratch_project), "plan", "--stack", "dev"]) == 0
+    assert f"Guardrails: the policy pack did not run (no policy pack in {scratch_project / 'policies'})" \
+        in capsys.readouterr().out
+
+
 def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert main(["--project", str(ROOT), "render", "--stack", "prod", "--out", str(out)]) == 0

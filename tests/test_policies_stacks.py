@@ -1,6 +1,5 @@
 """The policy pack on every stack in stacks/: each stack rendered offline, every resource it registers sent
-through the pack as the engine would (ConfigureStack with the stack's config, GetAnalyzerInfo, Configure,
-Analyze per resource with its inputs, AnalyzeStack over all of them).
+through the pack as the engine would (:func:`modelplane_policies.offline.evaluate`).
 
 Our own stacks must pass what the pack enforces on them. What they do not pass
 yet is listed in :data:`FINDINGS`, each with why it is not fixed here; the
@@ -18,31 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import empty_pb2, struct_pb2
-from pulumi.runtime.proto import analyzer_pb2
-from pulumi_policy import EnforcementLevel
+from modelplane_policies import RULES
+from modelplane_policies.offline import Diagnostic, evaluate
 
 from modelplane.config import load_stack_file
 from modelplane.offline import Plan, stack_names
-from modelplane_policies import PACK_NAME, RULES, Pack, servicer_class
 
 PROJECT = Path(__file__).resolve().parent.parent
 STACKS = stack_names(PROJECT)
-LEVELS = {analyzer_pb2.MANDATORY: "mandatory", analyzer_pb2.ADVISORY: "advisory", analyzer_pb2.DISABLED: "disabled"}
 
 FINDINGS: dict[str, dict[tuple[str, str], int]] = {
     # Empty: every stack passes what the pack enforces on it. (prod's two single-replica APIs now keep
     # two, and its images are pinned by digest.)
 }
 """Mandatory violations of our own stacks that are known and reported, by stack: (rule, resource) -> count."""
-
-
-@dataclass(frozen=True)
-class Diagnostic:
-    policy: str
-    level: str
-    resource: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -56,48 +44,9 @@ class Report:
         return Counter((d.policy, d.resource) for d in self.diagnostics if d.level == level)
 
 
-def engine_config(stack_file: dict[str, Any]) -> dict[str, str]:
-    """The stack's config as the engine sends it: every value as text, structured values as JSON."""
-    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in stack_file.items()}
-
-
-def struct(value: dict[str, Any]) -> struct_pb2.Struct:
-    message = struct_pb2.Struct()
-    message.update(value)
-    return message
-
-
 def run_pack(stack: str, plan: Plan, stack_config: dict[str, Any]) -> Report:
     """The pack's diagnostics on a rendered stack whose stack file holds ``stack_config``."""
-    pack = Pack()
-    servicer = servicer_class(pack)(PACK_NAME, "0.1.0", pack.policies, EnforcementLevel.ADVISORY,
-                                    pack.initial_config)
-    config = engine_config(stack_config)
-    servicer.ConfigureStack(analyzer_pb2.AnalyzerStackConfigureRequest(stack=stack, project="modelplane",
-                                                                       config=config), None)
-    info = servicer.GetAnalyzerInfo(empty_pb2.Empty(), None)
-    configure = analyzer_pb2.ConfigureAnalyzerRequest()
-    for policy in info.policies:
-        configure.policyConfig[policy.name].enforcementLevel = policy.enforcementLevel
-        if policy.name in info.initialConfig:
-            configure.policyConfig[policy.name].properties.CopyFrom(info.initialConfig[policy.name].properties)
-    servicer.Configure(configure, None)
-
-    names = {r.urn: r.name for r in plan.resources}
-    diagnostics: list[Diagnostic] = []
-
-    def collect(response: Any, default: str = "") -> None:
-        for d in response.diagnostics:
-            resource = names.get(d.urn, default) if d.urn else default
-            diagnostics.append(Diagnostic(d.policyName, LEVELS[d.enforcementLevel], resource, d.message))
-
-    for r in plan.resources:
-        collect(servicer.Analyze(analyzer_pb2.AnalyzeRequest(type=r.type, name=r.name, urn=r.urn,
-                                                             properties=struct(r.inputs)), None), r.name)
-    collect(servicer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[
-        analyzer_pb2.AnalyzerResource(type=r.type, name=r.name, urn=r.urn, parent=r.parent,
-                                      properties=struct(r.inputs)) for r in plan.resources]), None))
-    return Report(stack, Counter(r.type for r in plan.resources), diagnostics)
+    return Report(stack, Counter(r.type for r in plan.resources), evaluate(stack, stack_config, plan.resources))
 
 
 @pytest.fixture(scope="module")
