@@ -15,11 +15,14 @@
 //  2. GetPluginInfo: the host caches the runtime with its version.
 //  3. RunPlugin(kind "analyzer", info = the pack directory and its runtime.options, args = the
 //     engine's logging/tracing flags then its address, env = the CLI's environment, pwd = the
-//     project directory). The host starts `python -u -m pulumi.policy ARGS... PACKDIR` (the Python
-//     SDK's policy entry point: it runs the pack's __main__.py, whose PolicyPack serves the Analyzer
-//     service and writes its port to stdout) and streams the process's stdout and stderr back. The
-//     engine reads the analyzer's port from the first stdout line and forwards the rest, and stderr,
-//     to its diagnostics. `-u` matters: pulumi_policy writes the port without flushing.
+//     program's directory, Pulumi.yaml's `main`). The host starts, in pwd,
+//     `python -u -m pulumi.policy ARGS... PACKDIR` (the Python SDK's policy entry point, the command
+//     the old pulumi-analyzer-policy-python shim ran: it runs the pack's __main__.py, whose
+//     PolicyPack serves the Analyzer service and writes its port to stdout) and streams the
+//     process's stdout and stderr back. The engine reads the analyzer's port from the first stdout
+//     line and forwards the rest, and stderr, to its diagnostics. `-u` matters: pulumi_policy writes
+//     the port without flushing, and without PYTHONUNBUFFERED the engine then waits forever.
+//  4. Cancel, when the run ends: the engine skips it when it is Unimplemented.
 //
 // The engine passes neither the stack nor its config in that environment (PULUMI_STACK,
 // PULUMI_PROJECT, PULUMI_CONFIG are absent unless the CLI's own environment has them): it sends
