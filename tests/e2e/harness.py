@@ -7,7 +7,9 @@ kube-scheduler with kwok standing in for kubelets (or any cluster given by
 ``MODELPLANE_E2E_KUBECONFIG``). The modelplane program runs under the engine
 through the Automation API with an inline program: the project's own
 ``Pulumi.yaml`` and ``infra/__main__.py``, copied into a scratch directory
-whose ``stacks/`` the tests write.
+whose ``stacks/`` the tests write. Previews and updates can run Python
+policy packs (CrossGuard): the CLI starts them through the toolchain's own
+``pulumi-language-python`` (``toolchain/langhost``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +44,7 @@ BIN = E2E_HOME / "bin"
 NEWEST_MINOR = "1.35"
 """The Kubernetes minor the toolchain's binaries are (emulating older minors with --emulated-version)."""
 
-ENGINE_BINARIES = ("pulumi", "pulumi-resource-kubernetes")
+ENGINE_BINARIES = ("pulumi", "pulumi-resource-kubernetes", "pulumi-language-python")
 CLUSTER_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
 
 
@@ -330,10 +333,28 @@ class Step:
     diffs: tuple[str, ...] = ()
 
 
-def _steps_collector() -> tuple[list[Step], Callable[[Any], None]]:
-    steps: list[Step] = []
+@dataclass(frozen=True)
+class PolicyViolation:
+    """One violation a policy pack reported, as the engine's policy event carried it."""
 
+    pack: str
+    """The pack's name (``PolicyPack(name=...)``)."""
+    policy: str
+    enforcement_level: str
+    """``advisory``, ``mandatory`` or ``remediate``."""
+    message: str
+    """The policy's description and the violation's own message."""
+    urn: str
+    """The resource's URN; empty for a stack validation's violation without a resource."""
+
+
+def _collector(steps: list[Step], violations: list[PolicyViolation]) -> Callable[[Any], None]:
     def on_event(event: Any) -> None:
+        policy = getattr(event, "policy_event", None)
+        if policy is not None:
+            violations.append(PolicyViolation(pack=policy.policy_pack_name, policy=policy.policy_name,
+                                              enforcement_level=policy.enforcement_level,
+                                              message=policy.message, urn=policy.resource_urn or ""))
         pre = getattr(event, "resource_pre_event", None)
         if pre is None:
             return
@@ -342,7 +363,7 @@ def _steps_collector() -> tuple[list[Step], Callable[[Any], None]]:
         steps.append(Step(op=str(meta.op.value if hasattr(meta.op, "value") else meta.op), type=meta.type,
                           name=urn.rsplit("::", 1)[-1], urn=urn, diffs=tuple(meta.diffs or ())))
 
-    return steps, on_event
+    return on_event
 
 
 class Workspace:
@@ -367,7 +388,10 @@ class Workspace:
     def env(self) -> dict[str, str]:
         env = {"PULUMI_BACKEND_URL": f"file://{self.state}", "PULUMI_CONFIG_PASSPHRASE": "modelplane-e2e",
                "PULUMI_HOME": str(self.home), "PULUMI_SKIP_UPDATE_CHECK": "true",
-               "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true"}
+               "PULUMI_DIY_BACKEND_NO_LEGACY_WARNING": "true",
+               # A policy pack without runtime.options.virtualenv runs on the tier's own interpreter
+               # (the one with pulumi-policy installed), not on whatever python3 PATH finds.
+               "PULUMI_PYTHON_CMD": sys.executable}
         if self.pulumi_root == E2E_HOME:
             # The built provider is used as an ambient plugin from PATH; nothing is ever downloaded.
             env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "true"
@@ -386,8 +410,9 @@ class Workspace:
             raise RuntimeError(f"pulumi {' '.join(args)}: {result.stdout}\n{result.stderr}")
         return result
 
-    def stack(self, name: str, config: dict[str, Any]) -> LiveStack:
-        stack = LiveStack(self, name)
+    def stack(self, name: str, config: dict[str, Any], program: Callable[[], None] | None = None) -> LiveStack:
+        """A stack of this project with ``config``, running modelplane's program or ``program``."""
+        stack = LiveStack(self, name, program)
         stack.set_config(config)
         return stack
 
@@ -395,7 +420,7 @@ class Workspace:
 class LiveStack:
     """One stack of a :class:`Workspace`, driven by the real engine."""
 
-    def __init__(self, workspace: Workspace, name: str) -> None:
+    def __init__(self, workspace: Workspace, name: str, program: Callable[[], None] | None = None) -> None:
         from pulumi import automation as auto
 
         self.workspace = workspace
@@ -403,8 +428,10 @@ class LiveStack:
         self.config: dict[str, Any] = {}
         self.ups: list[tuple[list[Step], Any]] = []
         """Every ``up`` this object ran: (steps, result)."""
+        self.violations: list[PolicyViolation] = []
+        """What the policy packs of the last operation reported."""
         self.log = workspace.root / f"{name}.log"
-        program = workspace.project / "infra" / "__main__.py"
+        main = workspace.project / "infra" / "__main__.py"
         command = auto.PulumiCommand(root=str(workspace.pulumi_root), skip_version_check=True)
         opts = auto.LocalWorkspaceOptions(work_dir=str(workspace.project), pulumi_home=str(workspace.home),
                                           env_vars=workspace.env, pulumi_command=command)
@@ -412,7 +439,7 @@ class LiveStack:
             self.path.write_text(yaml.safe_dump({"config": {}}))
         self._stack = auto.create_or_select_stack(
             stack_name=name, project_name="modelplane", opts=opts,
-            program=lambda: runpy.run_path(str(program), run_name="__main__"))
+            program=program or (lambda: runpy.run_path(str(main), run_name="__main__")))
 
     @property
     def path(self) -> Path:
@@ -443,22 +470,38 @@ class LiveStack:
 
         return out
 
-    def preview(self, refresh: bool = False) -> list[Step]:
-        steps, on_event = _steps_collector()
+    def _policies(self, packs: Sequence[Path], configs: Sequence[Path]) -> dict[str, Any]:
+        """The ``--policy-pack`` / ``--policy-pack-config`` arguments (``configs[i]`` configures ``packs[i]``)."""
+        if len(configs) > len(packs):
+            raise ValueError(f"{len(configs)} policy pack configs for {len(packs)} packs")
+        self.violations = []
+        return {"policy_packs": [str(p) for p in packs] or None,
+                "policy_pack_configs": [str(c) for c in configs] or None}
+
+    def preview(self, refresh: bool = False, policy_packs: Sequence[Path] = (),
+                policy_pack_configs: Sequence[Path] = ()) -> list[Step]:
+        """The planned steps. Policy violations land in :attr:`violations` (a mandatory one raises CommandError)."""
+        policies = self._policies(policy_packs, policy_pack_configs)
+        steps: list[Step] = []
         # Both streams: with --diff, the CLI writes the program's warnings to stderr.
         out = self._logged("preview")
-        self._stack.preview(on_event=on_event, on_output=out, on_error=out, diff=True, refresh=refresh or None)
+        self._stack.preview(on_event=_collector(steps, self.violations), on_output=out, on_error=out, diff=True,
+                            refresh=refresh or None, **policies)
         return steps
 
-    def up(self, refresh: bool = False) -> tuple[list[Step], Any]:
-        steps, on_event = _steps_collector()
+    def up(self, refresh: bool = False, policy_packs: Sequence[Path] = (),
+           policy_pack_configs: Sequence[Path] = ()) -> tuple[list[Step], Any]:
+        policies = self._policies(policy_packs, policy_pack_configs)
+        steps: list[Step] = []
         out = self._logged("up")
-        result = self._stack.up(on_event=on_event, on_output=out, on_error=out, diff=True, refresh=refresh or None)
+        result = self._stack.up(on_event=_collector(steps, self.violations), on_output=out, on_error=out,
+                                diff=True, refresh=refresh or None, **policies)
         self.ups.append((steps, result))
         return steps, result
 
     def refresh(self) -> tuple[list[Step], Any]:
-        steps, on_event = _steps_collector()
+        steps: list[Step] = []
+        on_event = _collector(steps, [])
         out = self._logged("refresh")
         result = self._stack.refresh(on_event=on_event, on_output=out, on_error=out)
         return steps, result
@@ -474,7 +517,7 @@ class LiveStack:
 
     def render(self, out: Path) -> Path:
         """``modelplane render`` of this stack's file, offline, as a user would run it."""
-        modelplane = shutil.which("modelplane") or str(Path(os.sys.executable).parent / "modelplane")
+        modelplane = shutil.which("modelplane") or str(Path(sys.executable).parent / "modelplane")
         result = subprocess.run([modelplane, "--project", str(self.workspace.project), "render", "--stack", self.name,
                                  "--out", str(out)], capture_output=True, text=True, timeout=300)
         if result.returncode != 0:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build (or confirm up to date) the whole e2e toolchain into $E2E_HOME/bin, from Go modules only:
-# the Pulumi CLI and Kubernetes provider (build-engine.sh), then kube-apiserver,
+# the Pulumi CLI, our Python language host (for policy packs) and the Kubernetes provider (build-engine.sh), then kube-apiserver,
 # kube-controller-manager, kube-scheduler, kubectl, etcd and kwok (build-cluster.sh).
 # Cold: about 17 minutes on 2 cores (engine ~11, control plane ~6); warm: under a second (each binary is stamped with what it was built from).
 #   E2E_HOME=DIR build.sh     (default ~/.cache/modelplane-e2e)
