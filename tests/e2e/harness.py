@@ -635,8 +635,10 @@ class Cluster:
         crds = crds_from_schemas(crd_schemas, groups)
         self.kube.apply(crds)
         for crd in crds:
-            self.kube.run("wait", "--for", "condition=established", "--timeout=60s",
-                          f"crd/{crd['metadata']['name']}")
+            # kubectl wait fails outright ("accessor error") while a new CRD has no status yet: ask again.
+            self.kube.wait_for(f"CRD {crd['metadata']['name']} established", lambda name=crd["metadata"]["name"]:
+                               self.kube.run("wait", "--for", "condition=established", "--timeout=10s",
+                                             f"crd/{name}", check=False).returncode == 0, 60)
 
 
 def start_cluster(instance: Path, minor: str) -> Iterator[Cluster]:
