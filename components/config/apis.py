@@ -24,6 +24,7 @@ from ._base import (
 )
 from .autoscaling import AutoscalingConfig, _check_autoscaling, scaling_metric
 from .network import NetworkConfig, _check_network
+from .traffic import CanaryConfig, ExposeConfig, ShadowConfig, _check_traffic
 from .node_groups import NodeGroupConfig, gpus_per_node
 
 if TYPE_CHECKING:
@@ -237,6 +238,12 @@ class ApiConfig(_Model):
     """Rolling-update limits."""
     network: NetworkConfig = NetworkConfig()
     """Who may reach the API's pods and where they may connect (its namespace's NetworkPolicy)."""
+    expose: ExposeConfig | None = None
+    """Reach the API from outside the cluster over HTTPS, through a load balancer shared by the APIs of its visibility. Unset: in-cluster only (``apiUrls``)."""
+    canary: CanaryConfig | None = None
+    """A second version taking a weighted share of the load balancer's requests. Unset: none."""
+    shadow: ShadowConfig | None = None
+    """A second version receiving a mirrored copy of a share of the requests, its responses discarded. Unset: none."""
 
 
 def api_gpus(api: ApiConfig) -> int:
@@ -307,6 +314,7 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
                                                           "pick another sidecar name")
     yield from _check_sidecar_ports(api, path)
     yield from _check_network(api, path)
+    yield from _check_traffic(name, api, path)
     yield from _check_proxy(api, path)
     yield from _check_autoscaling(api, path, cluster)
     envs = [(path + ("env",), api.env)] + [(path + ("sidecars", n, "env"), c.env) for n, c in api.sidecars.items()]

@@ -24,6 +24,7 @@ from .cluster import ClusterConfig, _check_cluster
 from .existing import ExistingClusterConfig, _check_existing, _existing_warnings, addon_mode
 from .guardrails import GuardrailsConfig, _check_guardrails
 from .network import _check_scrapers
+from .traffic import _check_load_balancers
 from .node_groups import RESERVED_GROUP, NodeGroupConfig, _check_node_group, gpus_per_node
 
 
@@ -164,6 +165,7 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
                                               cluster)
 
     raw_guardrails = config.get(key("guardrails"))
+    issues += _check_load_balancers(apis, (key("apis"),))
     guardrails = _validate(GuardrailsConfig, {} if raw_guardrails is None else raw_guardrails, (key("guardrails"),),
                            issues)
     if guardrails is not None:
