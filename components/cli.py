@@ -247,6 +247,11 @@ def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
     lines += _table(["api", "image", "replicas", "GPUs", "scales on", "behaviour", "proxy limits",
                      "surge/unavail", "node group"],
                     [_api_row(estate, name) for name in estate.apis])
+    exposed = [name for name, api in estate.apis.items() if api.expose is not None]
+    if exposed:
+        lines += ["", "Traffic (one shared load balancer per visibility)"]
+        lines += _table(["api", "url", "visibility", "certificate", "allowed from", "split"],
+                        [_traffic_row(estate, plan, name) for name in exposed])
     cold = [note for name in estate.apis if (note := cold_start_note(estate, name))]
     if cold:
         lines += ["", "Scale to zero"] + [f"  - {note}" for note in cold]
@@ -375,6 +380,21 @@ def cold_start_note(estate: EstateConfig, name: str) -> str | None:
     return (f"{name}: drops to 0 replicas {idle}s after {load} more than {scaling.activation_threshold:g}; "
             f"the next {'message' if queued else 'request'} then waits for "
             + ", then ".join(waits) + f"; {held}")
+
+
+def _traffic_row(estate: EstateConfig, plan: Plan, name: str) -> list[str]:
+    api = estate.apis[name]
+    expose = api.expose
+    assert expose is not None
+    url = (plan.outputs.get("externalUrls") or {}).get(name, "")
+    certificate = expose.certificate
+    shown = ("none (HTTP)" if certificate is None else certificate.arn.rsplit("/", 1)[-1][:8] + "… (ACM)"
+             if certificate.arn else f"ACM, DNS-validated in {certificate.zone}")
+    allowed = ", ".join(str(c) for c in expose.allow_from) if expose.allow_from is not None else (
+        "anywhere" if expose.visibility == "public" else "the VPC")
+    split = (f"canary {api.canary.weight}%" if api.canary is not None else
+             f"shadow {api.shadow.percent:g}% mirrored" if api.shadow is not None else "-")
+    return [name, url, expose.visibility, shown, allowed, split]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:

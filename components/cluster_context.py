@@ -46,6 +46,10 @@ class ClusterContext:
     """The NVIDIA device plugin release modelplane installs (None: none, or one already runs); GPU APIs wait for it."""
     metrics_scrapers: list[NetworkPeer] = field(default_factory=list)
     """Who scrapes the APIs' metrics ports (their NetworkPolicies admit them there); empty: nobody."""
+    load_balancer_cidrs: list[pulumi.Input[str]] = field(default_factory=list)
+    """Where load balancers' traffic to exposed APIs comes from (the VPC's CIDR); their NetworkPolicies admit it on the proxy port."""
+    load_balancer_controller: pulumi.Resource | None = None
+    """The AWS Load Balancer Controller release modelplane installs (None: none, or one already runs); Ingresses wait for it."""
 
     @property
     def has_oidc(self) -> bool:

@@ -79,6 +79,8 @@ class Estate(pulumi.ComponentResource):
     """Kubeconfig of a created cluster (secret); None for an existing one (you have it already)."""
     api_urls: pulumi.Output[dict[str, str]]
     """In-cluster URL of each API."""
+    external_urls: pulumi.Output[dict[str, str]] | None
+    """URL of each exposed API through its load balancer; None when no API is exposed."""
 
     def __init__(self, name: str, config: EstateConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:Estate", name, None, opts)
@@ -131,5 +133,9 @@ class Estate(pulumi.ComponentResource):
         self.cluster_name = self.cluster.cluster_name
         # Service URLs follow from the names alone; no need to wait on 500 component outputs.
         self.api_urls = pulumi.Output.from_input({api: service_url(api, api) for api in self.apis})
+        exposed = {api: component.external_url for api, component in self.apis.items()
+                   if component.external_url is not None}
+        self.external_urls = pulumi.Output.all(**exposed) if exposed else None
         self.register_outputs({"cluster_name": self.cluster_name, "api_urls": self.api_urls,
+                               **({"external_urls": self.external_urls} if self.external_urls is not None else {}),
                                **({"kubeconfig": self.kubeconfig} if self.kubeconfig is not None else {})})

@@ -97,7 +97,8 @@ class ExistingCluster(pulumi.ComponentResource):
             prometheus_url=prometheus_url,
             pod_monitors=args.prometheus or existing.addons.prometheus == "present",
             keda_role_name=keda_role_name, crd_releases=crd_releases, device_plugin=device_plugin,
-            metrics_scrapers=scraper_peers(spec, args.prometheus))
+            metrics_scrapers=scraper_peers(spec, args.prometheus),
+            load_balancer_cidrs=[str(existing.vpc_cidr)] if existing.vpc_cidr is not None else [])
         self.cluster_name = pulumi.Output.from_input(spec.name)
         self.register_outputs({"cluster_name": self.cluster_name})
 

@@ -23,6 +23,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from . import proxy
+from .exposure import READINESS_GATE_LABEL, expose_api
 from .network_policy import network_policy_spec
 from ._resource_options import depends_on_list
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, MetricSource
@@ -113,6 +114,8 @@ class ModelApi(pulumi.ComponentResource):
 
     url: pulumi.Output[str]
     """In-cluster URL of the API."""
+    external_url: pulumi.Output[str] | None
+    """URL through the load balancer of an exposed API (None: not exposed)."""
     namespace: pulumi.Output[str]
     """Namespace the API runs in."""
 
@@ -137,7 +140,8 @@ class ModelApi(pulumi.ComponentResource):
             f"{name}-ns",
             metadata={"name": namespace_name, "annotations": dict(APPLY_ANNOTATIONS), "labels": {
                 **labels, "pod-security.kubernetes.io/enforce": "restricted",
-                "pod-security.kubernetes.io/enforce-version": "latest"}},
+                "pod-security.kubernetes.io/enforce-version": "latest",
+                **(READINESS_GATE_LABEL if spec.expose is not None else {})}},
             opts=child,
         )
         # Plain strings, not the Namespace's outputs: the names are known, and depends_on orders creation.
@@ -188,7 +192,7 @@ class ModelApi(pulumi.ComponentResource):
                                                     *gpu_ready],
                                         custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
-        k8s.core.v1.Service(
+        service = k8s.core.v1.Service(
             f"{name}-svc",
             metadata=metadata,
             spec={"type": "ClusterIP", "selector": selector,
@@ -202,9 +206,19 @@ class ModelApi(pulumi.ComponentResource):
                 f"{name}-netpol",
                 metadata=metadata,
                 spec=network_policy_spec(spec, selector, cluster.metrics_scrapers,
-                                         aws_apis=spec.model_uri is not None or spec.queue is not None),
+                                         aws_apis=spec.model_uri is not None or spec.queue is not None,
+                                         load_balancer_cidrs=cluster.load_balancer_cidrs),
                 opts=in_namespace,
             )
+        self.external_url = None
+        if spec.expose is not None:
+            controller = [cluster.load_balancer_controller] if cluster.load_balancer_controller is not None else []
+            self.external_url = expose_api(
+                name, spec, metadata, cluster.name, spec.readiness_probe.path,
+                deregistration_seconds=TERMINATION_GRACE_SECONDS - PRE_STOP_SLEEP_SECONDS, tags=args.tags,
+                # The controller's webhook must be up, and the Service there, before the Ingress is admitted.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, service, *controller]),
+                aws_opts=pulumi.ResourceOptions(parent=self)).url
         endpoints = scrape_endpoints(spec)
         # Custom resources wait for the releases that bring their CRDs (depends_on is not inherited).
         with_crds = pulumi.ResourceOptions(parent=self, depends_on=[namespace, *cluster.crd_releases])
@@ -242,7 +256,8 @@ class ModelApi(pulumi.ComponentResource):
         )
         self.namespace = pulumi.Output.from_input(namespace_name)
         self.url = pulumi.Output.from_input(service_url(name, namespace_name))
-        self.register_outputs({"url": self.url, "namespace": self.namespace})
+        self.register_outputs({"url": self.url, "namespace": self.namespace,
+                               **({"external_url": self.external_url} if self.external_url is not None else {})})
 
 
     def _queue(self, name: str, args: ModelApiArgs) -> tuple[pulumi.Input[str], pulumi.Input[str]]:

@@ -14,6 +14,7 @@ have no fixed addresses); and ``network.egress``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .config import ApiConfig, EgressRule, NetworkPeer
@@ -51,10 +52,15 @@ def _ports(names: list[str | int], protocol: str = "TCP") -> list[dict[str, Any]
 
 
 def network_policy_spec(spec: ApiConfig, selector: dict[str, str], scrapers: list[NetworkPeer],
-                        aws_apis: bool) -> dict[str, Any]:
-    """The NetworkPolicy ``spec`` for the pods of one API (``selector``); ``aws_apis``: it calls S3 or SQS."""
+                        aws_apis: bool, load_balancer_cidrs: Sequence[Any] = ()) -> dict[str, Any]:
+    """The NetworkPolicy ``spec`` for the pods of one API (``selector``); ``aws_apis``: it calls S3 or SQS.
+
+    An exposed API also admits its load balancer (``load_balancer_cidrs``: the VPC's CIDR) on the Service's port.
+    """
     network = spec.network
     callers = [peer(p) for p in network.allow_from] if network.allow_from is not None else [{"namespaceSelector": {}}]
+    if spec.expose is not None:
+        callers += [{"ipBlock": {"cidr": cidr}} for cidr in load_balancer_cidrs]
     service_port = "proxy" if spec.proxy.enabled else "http"
     ingress: list[dict[str, Any]] = []
     if callers:

@@ -117,6 +117,13 @@ class EstateMocks(pulumi.runtime.Mocks):
             return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/offline", "userId": "AIDAOFFLINE"}
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region}
+        if args.token == "aws:ec2/getVpc:getVpc":
+            # An existing VPC's CIDR (offline: a stand-in, as AWS is not asked).
+            return {"id": args.args.get("id", "vpc-offline"), "cidrBlock": "10.0.0.0/16"}
+        if args.token == "aws:route53/getZone:getZone":
+            zone = str(args.args.get("name", "example.com"))
+            return {"id": "Z" + _digest("zone", zone)[:20].upper(), "zoneId": "Z" + _digest("zone", zone)[:20].upper(),
+                    "name": zone}
         return {}
 
 
@@ -170,6 +177,22 @@ def _fake_outputs(typ: str, name: str, region: str, inputs: dict[str, Any]) -> d
         queue = inputs.get("name") or name
         url = f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{queue}"
         return {"id": url, "url": url, "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}"}
+    if typ == "kubernetes:networking.k8s.io/v1:Ingress":
+        # The controller's answer: the shared ALB's DNS name (one per IngressGroup).
+        group = ((inputs.get("metadata") or {}).get("annotations") or {}).get("alb.ingress.kubernetes.io/group.name",
+                                                                             name)
+        host = f"k8s-{group[:20]}-{_digest('alb', group)[:10]}-{int(_digest('id', group)[:8], 16)}.{region}.elb.amazonaws.com"
+        return {"status": {"loadBalancer": {"ingress": [{"hostname": host}]}}}
+    if typ == "aws:acm/certificate:Certificate":
+        domain = str(inputs.get("domainName", name))
+        return {"arn": f"arn:aws:acm:{region}:{ACCOUNT}:certificate/{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}",
+                "domainValidationOptions": [{"domainName": domain, "resourceRecordName": f"_{h[:32]}.{domain}.",
+                                             "resourceRecordType": "CNAME",
+                                             "resourceRecordValue": f"_{h[32:64]}.acm-validations.aws."}]}
+    if typ == "aws:acm/certificateValidation:CertificateValidation":
+        return {"certificateArn": inputs.get("certificateArn", "")}
+    if typ == "aws:route53/record:Record":
+        return {"fqdn": str(inputs.get("name", name)).rstrip(".")}
     if typ == "aws:kms/key:Key":
         key_id = f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
         return {"id": key_id, "keyId": key_id, "arn": f"arn:aws:kms:{region}:{ACCOUNT}:key/{key_id}"}

@@ -165,7 +165,9 @@ class ServingCluster(pulumi.ComponentResource):
             prometheus_url=self.prometheus_url, pod_monitors=args.prometheus,
             keda_role_name=self.keda_role.name if self.keda_role is not None else None,
             crd_releases=list(self.autoscaling_addons), device_plugin=self.device_plugin,
-            metrics_scrapers=scraper_peers(spec, args.prometheus))
+            metrics_scrapers=scraper_peers(spec, args.prometheus),
+            load_balancer_cidrs=[str(spec.vpc.cidr) if spec.vpc.id is None
+                                 else aws.ec2.get_vpc_output(id=spec.vpc.id).cidr_block])
 
         self.register_outputs({
             "private_subnet_ids": self.private_subnet_ids,

@@ -11,3 +11,5 @@ pulumi.export("clusterName", estate.cluster_name)
 if estate.kubeconfig is not None:
     pulumi.export("kubeconfig", estate.kubeconfig)
 pulumi.export("apiUrls", estate.api_urls)
+if estate.external_urls is not None:
+    pulumi.export("externalUrls", estate.external_urls)

@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic.alias_generators import to_camel, to_snake
 
 from ..charts import ADDON_CHARTS
-from ._base import NAMESPACE, Issue, LabelKey, LabelValue, _Model
+from ._base import NAMESPACE, Cidr, Issue, LabelKey, LabelValue, _Model
 from .apis import api_gpus
 from .autoscaling import scaling_metric, uses_keda, uses_prometheus
 from .node_groups import default_ami_type
@@ -73,6 +73,8 @@ class ExistingClusterConfig(_Model):
     """Node labels that the add-ons modelplane installs are pinned to (your system pool's). Unset: any node they tolerate."""
     addons: ExistingAddonsConfig = ExistingAddonsConfig()
     """Which add-ons modelplane installs and which are already there."""
+    vpc_cidr: Cidr | None = None
+    """CIDR of the cluster's VPC (or node network): where its load balancers' traffic comes from, which the NetworkPolicies of exposed APIs admit on the proxy port. Required when an API has ``expose``."""
 
 
 ADDONS = tuple(ADDON_CHARTS)
@@ -126,6 +128,11 @@ def _check_existing(cluster: ClusterConfig, groups: dict[str, NodeGroupConfig], 
         if knob in cluster.model_fields_set:
             yield Issue(at + (to_camel(knob),), "configures a cluster modelplane creates; an existing cluster "
                                                 "keeps its own: remove it (or remove `existing`)")
+    exposed = sorted(n for n, a in apis.items() if a.expose is not None)
+    if exposed and existing.vpc_cidr is None:
+        yield Issue(at + ("existing", "vpcCidr"), f"is required: {', '.join(exposed)} take(s) traffic through a load "
+                                                  "balancer, whose source addresses the APIs' NetworkPolicies admit; "
+                                                  "give the VPC's CIDR (e.g. 10.0.0.0/16)")
     sources = [k for k in ("kubeconfig", "kubeconfig_path", "stack_reference") if getattr(existing, k) is not None]
     if len(sources) != 1:
         got = ", ".join(to_camel(k) for k in sources) if sources else "none"

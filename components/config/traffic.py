@@ -26,6 +26,9 @@ HOST = r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 ACM_ARN = r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[0-9a-f-]{36}$"
 """An ACM certificate ARN."""
 
+ALB_RULE_VALUES = 5
+"""Condition values one ALB listener rule may hold (path, host and each source CIDR count one each)."""
+
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 """The listener's TLS policy: TLS 1.3 and 1.2 with forward-secret ciphers only (AWS's recommended policy)."""
 
@@ -114,9 +117,12 @@ def _check_traffic(name: str, api: ApiConfig, path: tuple[str | int, ...]) -> It
         elif expose.visibility == "public" and not expose.allow_http:
             yield Issue(at + ("certificate",), "is required for a public API (give arn, or zone with host), unless "
                                                "plain HTTP is allowed explicitly: allowHttp: true")
-        if not api.proxy.enabled and api.network.isolated and api.network.allow_from == []:
-            yield Issue(at, "the API's NetworkPolicy admits no callers (network.allowFrom: []), so the load "
-                            "balancer could not reach it")
+        rule_values = 1 + (expose.host is not None) + len(expose.allow_from or [])
+        if rule_values > ALB_RULE_VALUES:
+            yield Issue(at + ("allowFrom",), f"{len(expose.allow_from or [])} CIDRs, with the path"
+                                             f"{' and host' if expose.host else ''}, are {rule_values} values in "
+                                             f"one listener rule; an ALB rule holds at most {ALB_RULE_VALUES}: merge "
+                                             "them into wider blocks")
     for kind in ("canary", "shadow"):
         second = getattr(api, kind)
         if second is None:
@@ -155,10 +161,16 @@ def _check_load_balancers(apis: dict[str, ApiConfig], path: tuple[str | int, ...
             assert api.expose is not None
             route = (api.expose.host or "*", api.expose.path.rstrip("/") or "/")
             if route in seen:
-                yield Issue(path + (name, "expose"), f"host {route[0]} and path {route[1]} are already {seen[route]!r}'s "
-                                                     f"on the {visibility} load balancer; give each API its own host "
-                                                     "or path")
+                yield Issue(path + (name, "expose"), f"host {route[0]} and path {route[1]} are already taken by "
+                                                     f"{seen[route]!r} on the {visibility} load balancer; give each "
+                                                     "API its own host or path")
             seen.setdefault(route, name)
+        schemes = {a.expose.certificate is not None for a in exposed.values() if a.expose is not None}
+        if len(schemes) > 1:
+            plain = ", ".join(n for n, a in exposed.items() if a.expose and a.expose.certificate is None)
+            yield Issue(path, f"the {visibility} load balancer redirects HTTP to HTTPS for the APIs with a "
+                              f"certificate, which would break {plain} (plain HTTP); give every {visibility} API a "
+                              "certificate, or none")
         timeouts = {a.expose.idle_timeout_seconds for a in exposed.values() if a.expose is not None}
         if len(timeouts) > 1:
             listed = ", ".join(f"{n} {a.expose.idle_timeout_seconds}s" for n, a in exposed.items() if a.expose)
