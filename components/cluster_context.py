@@ -46,6 +46,10 @@ class ClusterContext:
     """The NVIDIA device plugin release modelplane installs (None: none, or one already runs); GPU APIs wait for it."""
     metrics_scrapers: list[NetworkPeer] = field(default_factory=list)
     """Who scrapes the APIs' metrics ports (their NetworkPolicies admit them there); empty: nobody."""
+    load_balancer_controller: pulumi.Resource | None = None
+    """The AWS Load Balancer Controller release modelplane installs (None: none, or one already runs). Ingresses
+    ``depends_on`` it: its webhook must answer before they are created, and on destroy they go first, while it
+    still runs to delete their load balancers."""
 
     @property
     def has_oidc(self) -> bool:
