@@ -23,8 +23,9 @@ from .charts import AUTOSCALER_IMAGES, CHARTS, chart_version
 from .config import KEDA_NAMESPACE, MONITORING_NAMESPACE, SCRAPE_INTERVAL_SECONDS, ClusterConfig, amp_workspace
 from .irsa import service_account_role
 
-__all__ = ["KEDA_SERVICE_ACCOUNT", "MONITORING_NAMESPACE", "PROMETHEUS_URL", "chart_release", "chart_source",
-           "cluster_autoscaler", "keda", "nvidia_device_plugin", "prometheus"]
+__all__ = ["INGRESS_CLASS", "KEDA_SERVICE_ACCOUNT", "LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT", "MONITORING_NAMESPACE",
+           "PROMETHEUS_URL", "chart_release", "chart_source", "cluster_autoscaler", "keda",
+           "load_balancer_controller", "load_balancer_controller_policy", "nvidia_device_plugin", "prometheus"]
 
 _PROMETHEUS_NAME = "kube-prometheus"
 PROMETHEUS_URL = f"http://{_PROMETHEUS_NAME}-prometheus.{MONITORING_NAMESPACE}.svc:9090"
@@ -34,6 +35,15 @@ KEDA_SERVICE_ACCOUNT = (KEDA_NAMESPACE, "keda-operator")
 """(namespace, service account) of the KEDA operator modelplane installs."""
 
 _AUTOSCALER_SA = ("kube-system", "cluster-autoscaler")
+
+LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
+"""(namespace, service account) of the AWS Load Balancer Controller modelplane installs; its IAM role trusts only it."""
+
+INGRESS_CLASS = "alb"
+"""The IngressClass of the AWS Load Balancer Controller (its chart creates it): the class exposed APIs' Ingresses name."""
+
+_OWNER_TAG = "elbv2.k8s.aws/cluster"
+"""The tag the controller puts on every AWS resource it creates, with the cluster's name as value."""
 
 
 def chart_source(cluster: ClusterConfig, chart: str) -> tuple[str, str, dict[str, str] | None]:
@@ -208,3 +218,190 @@ def nvidia_device_plugin(name: str, cluster: ClusterConfig, opts: pulumi.Resourc
                 {"matchExpressions": [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(sel.items())]}
                 for sel in gpu_node_selectors]}}}
     return chart_release(name, "nvidia-device-plugin", "kube-system", values, opts, cluster)
+
+
+def load_balancer_controller(name: str, cluster: ClusterConfig, region: str, vpc_id: pulumi.Input[str],
+                             oidc_arn: pulumi.Input[str], oidc_url: pulumi.Input[str], tags: dict[str, str],
+                             node_selector: dict[str, str], opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """The AWS Load Balancer Controller for the EKS cluster ``cluster.name`` in ``vpc_id``, with its IRSA role.
+
+    It makes an Application Load Balancer for each IngressGroup of :data:`INGRESS_CLASS` and
+    registers the pods' IPs as targets; its IAM policy (:func:`load_balancer_controller_policy`)
+    allows that and nothing else.
+    """
+    namespace, account = LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
+    role = service_account_role(f"{name}-aws-load-balancer-controller", namespace, account, oidc_arn, oidc_url, tags,
+                                parent=opts.parent)  # type: ignore[arg-type]
+    aws.iam.RolePolicy(
+        f"{name}-aws-load-balancer-controller",
+        role=role.name,
+        policy=pulumi.Output.from_input(vpc_id).apply(
+            lambda vpc: json.dumps(load_balancer_controller_policy(cluster.name, region, vpc))),
+        opts=pulumi.ResourceOptions(parent=opts.parent),
+    )
+    return chart_release(
+        name, "aws-load-balancer-controller", namespace,
+        {
+            "clusterName": cluster.name,
+            # Given, not looked up: pods cannot reach the instance metadata (hop limit 1).
+            "region": region,
+            "vpcId": vpc_id,
+            "serviceAccount": {"create": True, "name": account,
+                               "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
+            "ingressClass": INGRESS_CLASS,
+            "createIngressClassResource": True,
+            # With these on, the controller calls WAF and Shield for every ALB; the policy grants neither.
+            "enableShield": False,
+            "enableWaf": False,
+            "enableWafv2": False,
+            # Services of type LoadBalancer stay with whoever served them before (the policy grants no NLBs).
+            "enableServiceMutatorWebhook": False,
+            # A new webhook certificate on every upgrade would leave the webhook unreachable until the
+            # pods reload it, failing the Ingress changes of the same `pulumi up`.
+            "keepTLSSecret": True,
+            **_pinned(node_selector),
+        },
+        opts, cluster,
+    )
+
+
+def load_balancer_controller_policy(cluster_name: str, region: str, vpc_id: str) -> dict[str, Any]:
+    """The IAM policy of the AWS Load Balancer Controller: ALB Ingresses with IP targets in one VPC, nothing more.
+
+    Derived from the AWS calls controller v3.5 makes for them. Left out: NLBs, WAF, Shield and
+    Cognito (off in its values), ACM certificate discovery (every HTTPS Ingress names its
+    certificate's ARN), mTLS trust stores, IPAM pools and capacity reservations. The load
+    balancers, target groups and security groups it creates carry the tag
+    ``elbv2.k8s.aws/cluster: <cluster>``; only those it may change or delete, and the tag it cannot
+    move. Listeners and rules it may manage on the region's ALBs; security-group rules (its own
+    groups' and the pods', which it opens to its load balancers) only in this VPC.
+    """
+    arn = f"arn:{_partition(region)}"
+    elb = f"{arn}:elasticloadbalancing:{region}:*"
+    balancers = [f"{elb}:loadbalancer/app/*/*", f"{elb}:targetgroup/*/*"]
+    listeners = [f"{elb}:listener/app/*/*/*", f"{elb}:listener-rule/app/*/*/*"]
+    security_groups = f"{arn}:ec2:{region}:*:security-group/*"
+    vpc = f"{arn}:ec2:{region}:*:vpc/{vpc_id}"
+    owned = {f"aws:ResourceTag/{_OWNER_TAG}": cluster_name}
+    created_owned = {f"aws:RequestTag/{_OWNER_TAG}": cluster_name}
+    owner_kept = {f"aws:RequestTag/{_OWNER_TAG}": "true"}
+    statements: list[dict[str, Any]] = [
+        {
+            # Made by the first load balancer of an account; only ELB's own role.
+            "Sid": "CreateElbServiceLinkedRole",
+            "Action": ["iam:CreateServiceLinkedRole"],
+            "Resource": f"{arn}:iam::*:role/aws-service-role/elasticloadbalancing.amazonaws.com/"
+                        "AWSServiceRoleForElasticLoadBalancing",
+            "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+        },
+        {
+            # Describe calls take no resource ARNs.
+            "Sid": "Read",
+            "Action": [
+                "ec2:DescribeAvailabilityZones", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeRouteTables", "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
+                "elasticloadbalancing:DescribeListenerAttributes", "elasticloadbalancing:DescribeListenerCertificates",
+                "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+                "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeRules",
+                "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetGroupAttributes",
+                "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetHealth",
+            ],
+            "Resource": "*",
+            "Condition": {"StringEquals": {"aws:RequestedRegion": region}},
+        },
+        {
+            "Sid": "CreateSecurityGroupsInTheVpc",
+            "Action": ["ec2:CreateSecurityGroup"],
+            "Resource": vpc,
+        },
+        {
+            "Sid": "CreateOwnedSecurityGroups",
+            "Action": ["ec2:CreateSecurityGroup"],
+            "Resource": security_groups,
+            "Condition": {"StringEquals": created_owned},
+        },
+        {
+            "Sid": "TagOwnedSecurityGroupsOnCreation",
+            "Action": ["ec2:CreateTags"],
+            "Resource": security_groups,
+            "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **created_owned}},
+        },
+        {
+            "Sid": "RetagOwnedSecurityGroups",
+            "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+            "Resource": security_groups,
+            "Condition": {"StringEquals": owned, "Null": owner_kept},
+        },
+        {
+            "Sid": "DeleteOwnedSecurityGroups",
+            "Action": ["ec2:DeleteSecurityGroup"],
+            "Resource": security_groups,
+            "Condition": {"StringEquals": owned},
+        },
+        {
+            # Its own groups' rules, and the rule that admits its load balancers to the pods' group.
+            "Sid": "ChangeSecurityGroupRulesInTheVpc",
+            "Action": ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            "Resource": security_groups,
+            "Condition": {"ArnLike": {"ec2:Vpc": vpc}},
+        },
+        {
+            "Sid": "CreateOwnedLoadBalancers",
+            "Action": ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
+            "Resource": balancers,
+            "Condition": {"StringEquals": created_owned},
+        },
+        {
+            "Sid": "TagOwnedLoadBalancersOnCreation",
+            "Action": ["elasticloadbalancing:AddTags"],
+            "Resource": balancers,
+            "Condition": {"StringEquals": {
+                "elasticloadbalancing:CreateAction": ["CreateLoadBalancer", "CreateTargetGroup"], **created_owned}},
+        },
+        {
+            "Sid": "RetagOwnedLoadBalancers",
+            "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            "Resource": balancers,
+            "Condition": {"StringEquals": owned, "Null": owner_kept},
+        },
+        {
+            "Sid": "ManageOwnedLoadBalancers",
+            "Action": [
+                "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteTargetGroup",
+                "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:ModifyLoadBalancerAttributes",
+                "elasticloadbalancing:ModifyTargetGroup", "elasticloadbalancing:ModifyTargetGroupAttributes",
+                "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:SetIpAddressType",
+                "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
+            ],
+            "Resource": balancers,
+            "Condition": {"StringEquals": owned},
+        },
+        {
+            # Listeners and rules of the region's ALBs, without the owner condition: one being created
+            # carries no tags yet (the controller's own policy grants these on every resource).
+            "Sid": "ManageListenersAndRules",
+            "Action": [
+                "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:CreateListener",
+                "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteListener",
+                "elasticloadbalancing:DeleteRule", "elasticloadbalancing:ModifyListener",
+                "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyRule",
+                "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:SetRulePriorities",
+            ],
+            "Resource": [balancers[0], *listeners],
+        },
+        {
+            "Sid": "TagListenersAndRules",
+            "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            "Resource": listeners,
+        },
+    ]
+    return {"Version": "2012-10-17", "Statement": [{"Sid": s["Sid"], "Effect": "Allow", **s} for s in statements]}
+
+
+def _partition(region: str) -> str:
+    """The AWS partition of ``region``: ``aws``, ``aws-cn`` or ``aws-us-gov``."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"

@@ -24,11 +24,13 @@ CHARTS: dict[str, tuple[str, str | dict[str, str]]] = {
     "keda": ("https://kedacore.github.io/charts", {
         "1.31": "2.18.2", "1.32": "2.19.0", "1.33": "2.20.2", "1.34": "2.20.2", "1.35": "2.20.2"}),
     "kube-prometheus-stack": ("https://prometheus-community.github.io/helm-charts", "88.5.3"),
+    # Chart 3.5.0 is controller v3.5.0, which supports Kubernetes 1.22+ (every minor here).
+    "aws-load-balancer-controller": ("https://aws.github.io/eks-charts", "3.5.0"),
 }
 """Helm charts the cluster installs: name -> (default repository, pinned chart version or one per minor)."""
 
 ADDON_CHARTS = {"keda": "keda", "prometheus": "kube-prometheus-stack", "nvidiaDevicePlugin": "nvidia-device-plugin",
-                "clusterAutoscaler": "cluster-autoscaler"}
+                "clusterAutoscaler": "cluster-autoscaler", "loadBalancerController": "aws-load-balancer-controller"}
 """The chart of each add-on, by its key in ``existing.addons``."""
 
 AUTOSCALER_IMAGES = {"1.31": "v1.31.0", "1.32": "v1.32.0", "1.33": "v1.33.0", "1.34": "v1.34.2", "1.35": "v1.35.0"}

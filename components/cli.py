@@ -302,6 +302,7 @@ def _addon_row(estate: EstateConfig, addon: str) -> list[str]:
         "prometheus": any(uses_prometheus(a) for a in estate.apis.values()),
         "nvidiaDevicePlugin": any(g.gpu for g in estate.node_groups.values()),
         "clusterAutoscaler": True,
+        "loadBalancerController": estate.needs_load_balancer_controller,
     }[addon]
     mode = estate.addon(addon)
     if not needed:

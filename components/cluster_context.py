@@ -49,7 +49,9 @@ class ClusterContext:
     load_balancer_cidrs: list[pulumi.Input[str]] = field(default_factory=list)
     """Where load balancers' traffic to exposed APIs comes from (the VPC's CIDR); their NetworkPolicies admit it on the proxy port."""
     load_balancer_controller: pulumi.Resource | None = None
-    """The AWS Load Balancer Controller release modelplane installs (None: none, or one already runs); Ingresses wait for it."""
+    """The AWS Load Balancer Controller release modelplane installs (None: none, or one already runs). Ingresses
+    ``depends_on`` it: its webhook must answer before they are created, and on destroy they go first, while it
+    still runs to delete their load balancers."""
 
     @property
     def has_oidc(self) -> bool:

@@ -97,7 +97,8 @@ class Estate(pulumi.ComponentResource):
                                     gpu_pools=[p for p in self.placements.values() if p.gpu],
                                     keda=config.installs_keda, prometheus=config.installs_prometheus,
                                     nvidia_device_plugin=config.installs_device_plugin,
-                                    cluster_autoscaler=config.installs_cluster_autoscaler, tags=tags),
+                                    cluster_autoscaler=config.installs_cluster_autoscaler,
+                                    load_balancer_controller=config.installs_load_balancer_controller, tags=tags),
                 opts=child,
             )
             self.kubeconfig = None
@@ -107,7 +108,8 @@ class Estate(pulumi.ComponentResource):
                 config.cluster.name,
                 ServingClusterArgs(spec=config.cluster, region=config.region,
                                    nvidia_device_plugin=config.installs_device_plugin,
-                                   keda=config.installs_keda, prometheus=config.installs_prometheus),
+                                   keda=config.installs_keda, prometheus=config.installs_prometheus,
+                                   load_balancer_controller=config.installs_load_balancer_controller),
                 opts=child,
             )
             self.cluster = cluster

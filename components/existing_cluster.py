@@ -5,7 +5,8 @@ Children: the Kubernetes provider (its kubeconfig from a secret config value,
 a file path or another stack's output), the ``StackReference`` when the
 kubeconfig comes from one, and the add-ons the stack asks modelplane to
 install (KEDA, kube-prometheus-stack, the NVIDIA device plugin, the cluster
-autoscaler); add-ons declared present are only used. Its :attr:`context`
+autoscaler, the AWS Load Balancer Controller); add-ons declared present are
+only used. Its :attr:`context`
 is the same :class:`~modelplane.ClusterContext` a created cluster gives, so
 model APIs deploy the same way on both.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from . import addons
@@ -46,6 +48,8 @@ class ExistingClusterArgs:
     """Install the NVIDIA device plugin on the GPU pools. Default: off."""
     cluster_autoscaler: bool = False
     """Install the cluster autoscaler (an EKS cluster with an OIDC provider). Default: off."""
+    load_balancer_controller: bool = False
+    """Install the AWS Load Balancer Controller (an EKS cluster with an OIDC provider and ``existing.vpcId``). Default: off."""
     tags: dict[str, str] = field(default_factory=dict)
     """AWS tags for the IAM roles of installed add-ons."""
 
@@ -81,6 +85,14 @@ class ExistingCluster(pulumi.ComponentResource):
         if args.nvidia_device_plugin:
             device_plugin = addons.nvidia_device_plugin(name, spec, add_on,
                                                         [pool.node_selector() for pool in args.gpu_pools])
+        controller = None
+        if args.load_balancer_controller:
+            if oidc is None or args.region is None or existing.vpc_id is None:
+                raise ValueError(f"ExistingCluster {name!r} installs the AWS Load Balancer Controller and needs the "
+                                 "cluster's OIDC provider (existing.oidcProviderArn, existing.oidcIssuer), its VPC "
+                                 "(existing.vpcId) and a region")
+            controller = addons.load_balancer_controller(name, spec, args.region, existing.vpc_id, oidc[0], oidc[1],
+                                                         args.tags, on_nodes, add_on)
         crd_releases: list[pulumi.Resource] = []
         keda_role_name: pulumi.Input[str] | None = existing.keda_role_name
         if args.keda:
@@ -97,8 +109,9 @@ class ExistingCluster(pulumi.ComponentResource):
             prometheus_url=prometheus_url,
             pod_monitors=args.prometheus or existing.addons.prometheus == "present",
             keda_role_name=keda_role_name, crd_releases=crd_releases, device_plugin=device_plugin,
-            metrics_scrapers=scraper_peers(spec, args.prometheus),
-            load_balancer_cidrs=[str(existing.vpc_cidr)] if existing.vpc_cidr is not None else [])
+            metrics_scrapers=scraper_peers(spec, args.prometheus), load_balancer_controller=controller,
+            load_balancer_cidrs=[str(existing.vpc_cidr)] if existing.vpc_cidr is not None else
+            [aws.ec2.get_vpc_output(id=existing.vpc_id).cidr_block] if existing.vpc_id is not None else [])
         self.cluster_name = pulumi.Output.from_input(spec.name)
         self.register_outputs({"cluster_name": self.cluster_name})
 

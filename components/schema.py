@@ -87,7 +87,9 @@ VALIDATOR_ONLY: dict[str, str] = {
                 "creates (vpc, endpoint, systemNodeGroup, logTypes, deletionProtection, desiredSize, diskSizeGib, "
                 "amiType); add-ons that fit (clusterAutoscaler install needs the OIDC provider and aws:region, "
                 "prometheus install not with prometheus.url, prometheus.url for request metrics without an "
-                "installed Prometheus, KEDA and the device plugin for the APIs that need them); the OIDC "
+                "installed Prometheus, KEDA and the device plugin for the APIs that need them, the load balancer "
+                "controller for exposed APIs, installed with the OIDC provider, aws:region and vpcId, present with "
+                "vpcCidr or vpcId); the OIDC "
                 "provider for modelUri and queue; aws:region for a queue modelplane creates",
 }
 """Rules that only ``modelplane validate`` checks, by id: the schema accepts a file that breaks them."""

@@ -6,8 +6,9 @@ node group, OIDC provider for IRSA, control-plane logs), a small on-demand
 system node group, the Kubernetes provider every in-cluster resource uses, the
 cluster autoscaler (so node groups scale, from zero too) and, when GPU groups
 need it, the NVIDIA device plugin. When model APIs need them: KEDA (with an
-IAM role for SQS depth and Amazon Managed Prometheus queries) and a
-kube-prometheus-stack Prometheus that scrapes the request proxies.
+IAM role for SQS depth and Amazon Managed Prometheus queries), a
+kube-prometheus-stack Prometheus that scrapes the request proxies, and the AWS
+Load Balancer Controller (with its IAM role) for exposed APIs.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class ServingClusterArgs:
     """Install KEDA, which scales APIs on requests, queues and custom metrics, and to zero. Default: off."""
     prometheus: bool = False
     """Install kube-prometheus-stack (Prometheus Operator and a Prometheus that scrapes every PodMonitor)."""
+    load_balancer_controller: bool = False
+    """Install the AWS Load Balancer Controller, which makes the load balancers of exposed APIs. Default: off."""
 
 
 class ServingCluster(pulumi.ComponentResource):
@@ -87,6 +90,8 @@ class ServingCluster(pulumi.ComponentResource):
     """Releases whose CRDs model APIs use (KEDA, Prometheus Operator): APIs wait for them."""
     device_plugin: k8s.helm.v3.Release | None
     """The NVIDIA device plugin release (None when no GPU group needs it); GPU APIs wait for it."""
+    load_balancer_controller: k8s.helm.v3.Release | None
+    """The AWS Load Balancer Controller release (None when no API is exposed); Ingresses wait for it."""
     context: ClusterContext
     """The cluster as its model APIs see it."""
 
@@ -155,6 +160,9 @@ class ServingCluster(pulumi.ComponentResource):
             self.keda_role, keda = addons.keda(name, spec, (self.oidc_provider_arn, self.oidc_provider_url), tags,
                                                on_system, add_on)
             self.autoscaling_addons.append(keda)
+        self.load_balancer_controller = addons.load_balancer_controller(
+            name, spec, args.region, network.vpc_id, self.oidc_provider_arn, self.oidc_provider_url, tags, on_system,
+            add_on) if args.load_balancer_controller else None
         self.prometheus_url = spec.prometheus.url
         if args.prometheus:
             self.autoscaling_addons.append(addons.prometheus(name, spec, on_system, add_on))
@@ -167,7 +175,8 @@ class ServingCluster(pulumi.ComponentResource):
             crd_releases=list(self.autoscaling_addons), device_plugin=self.device_plugin,
             metrics_scrapers=scraper_peers(spec, args.prometheus),
             load_balancer_cidrs=[str(spec.vpc.cidr) if spec.vpc.id is None
-                                 else aws.ec2.get_vpc_output(id=spec.vpc.id).cidr_block])
+                                 else aws.ec2.get_vpc_output(id=spec.vpc.id).cidr_block],
+            load_balancer_controller=self.load_balancer_controller)
 
         self.register_outputs({
             "private_subnet_ids": self.private_subnet_ids,

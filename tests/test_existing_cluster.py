@@ -310,10 +310,13 @@ def test_plan_names_the_existing_cluster_and_its_add_ons(local_plan: Plan) -> No
     text = format_plan(local_plan)
     assert "an existing cluster (kubeconfig ~/.kube/config context kind-modelplane)" in text.splitlines()[0]
     assert "Node groups (pools of the existing cluster)" in text
-    addons = text.split("Cluster add-ons", 1)[1].split("\n\n", 1)[0]
-    assert "keda                present, only used" in addons
-    assert "outside (scrapes pod annotations); KEDA queries http://prometheus-server.monitoring.svc:80" in addons
-    assert "clusterAutoscaler   none" in addons
+    table = text.split("Cluster add-ons", 1)[1].split("\n\n", 1)[0]
+    rows = {line.split()[0]: " ".join(line.split()[1:]) for line in table.strip().splitlines()[1:]}
+    assert rows["keda"] == "present, only used -"
+    assert rows["prometheus"] == ("outside (scrapes pod annotations); KEDA queries "
+                                  "http://prometheus-server.monitoring.svc:80 -")
+    assert rows["clusterAutoscaler"] == "none -"
+    assert rows["loadBalancerController"] == "not needed -"
 
 
 # ------------------------------------------------------------------------ the engine's own reader

@@ -173,6 +173,12 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
             **EKS_CLUSTER, "addons": {"clusterAutoscaler": "install"}}}),
         *POOLS_ONLY,
     ),
+    # The same with sentiment exposed: modelplane installs the AWS Load Balancer Controller, in the VPC given.
+    "existing-exposed": (
+        ((CLUSTER,), {"name": "ml-dev", "kubernetesVersion": "1.33", "existing": {**EKS_CLUSTER, "vpcId": "vpc-0aaa"}}),
+        ((APIS, "sentiment", "expose"), {"visibility": "internal"}),
+        *POOLS_ONLY,
+    ),
     # The kubeconfig as an encrypted config value, and from another stack's output (a cluster
     # without an OIDC provider: the APIs that need AWS go).
     "existing-secret": (
@@ -349,6 +355,10 @@ VARIATIONS |= {
                                                      "install", base="existing"),
     "cluster.existing.addons.clusterAutoscaler": on((CLUSTER, "existing", "addons", "clusterAutoscaler"),
                                                     "install", base="existing"),
+    "cluster.existing.vpcId": on((CLUSTER, "existing", "vpcId"), "vpc-0bbb", base="existing-exposed"),
+    "cluster.existing.vpcCidr": on((CLUSTER, "existing", "vpcCidr"), "10.9.0.0/16", base="existing-exposed"),
+    "cluster.existing.addons.loadBalancerController": on((CLUSTER, "existing", "addons", "loadBalancerController"),
+                                                         "present", base="existing-exposed"),
     "cluster.charts.*.repository": on((CLUSTER, "charts", "keda", "repository"), "oci://registry.example.com/charts"),
     "cluster.charts.*.version": on((CLUSTER, "charts", "keda", "version"), "2.20.1"),
     "cluster.prometheus.url": on((CLUSTER, "prometheus", "url"), "http://prometheus.observability.svc:9090"),

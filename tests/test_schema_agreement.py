@@ -206,7 +206,8 @@ RECOGNIZERS: dict[str, list[Callable[[Issue], bool]]] = {
                           r"is required with oidc", r"install needs an EKS cluster's OIDC", r"install conflicts with",
                           r"scale\(s\) on a request metric", r"through a service-account role",
                           r"creates this queue in aws:region", r"scales through KEDA, and",
-                          r"advertised by the NVIDIA device plugin")],
+                          r"advertised by the NVIDIA device plugin", r"made by the AWS Load Balancer Controller",
+                          r"installs the AWS Load Balancer Controller for")],
 }
 
 
@@ -568,6 +569,9 @@ RELATIONAL: list[tuple[str, str, Edits]] = [
     ("existing", "local", [((*A, "sentiment", "modelUri"), "s3://acme-models/x/")]),
     ("existing", "local", [((*C, "existing", "addons", "keda"), "none")]),
     ("existing", "local", [((*C, "existing", "addons", "nvidiaDevicePlugin"), "none")]),
+    ("existing", "local", [((*A, "sentiment", "expose"), {}), ((*C, "existing", "addons", "loadBalancerController"),
+                                                               "none")]),
+    ("existing", "local", [((*A, "sentiment", "expose"), {})]),
 ]
 
 

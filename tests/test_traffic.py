@@ -156,7 +156,9 @@ def test_traffic_mistakes_are_named(stack_configs, edits, where: str, says: str)
 
 
 def test_an_existing_cluster_names_its_vpc_for_exposed_apis(stack_configs) -> None:
-    config = stack_configs.edited("local", ((APIS, "sentiment", "expose"), {"allowHttp": True}))
+    config = stack_configs.edited("local", ((APIS, "sentiment", "expose"), {"allowHttp": True}),
+                                  ((CLUSTER, "existing", "addons", "loadBalancerController"), "present"))
     found = issues(config)
 
+    assert list(found) == [f"{CLUSTER}.existing.vpcCidr"]
     assert "is required: sentiment take(s) traffic" in found[f"{CLUSTER}.existing.vpcCidr"]

@@ -107,7 +107,7 @@ class ClusterConfig(_Model):
                Annotated[str, StringConstraints(max_length=256)]] = {}
     """AWS tags put on every AWS resource of the estate."""
     charts: dict[ChartName, ChartSourceConfig] = {}
-    """Where the add-on charts come from, by chart name (``keda``, ``kube-prometheus-stack``, ``nvidia-device-plugin``, ``cluster-autoscaler``): a mirror or an OCI registry for air-gapped estates. Unset: each chart's public repository at the pinned version."""
+    """Where the add-on charts come from, by chart name (``keda``, ``kube-prometheus-stack``, ``nvidia-device-plugin``, ``cluster-autoscaler``, ``aws-load-balancer-controller``): a mirror or an OCI registry for air-gapped estates. Unset: each chart's public repository at the pinned version."""
 
 
 def amp_workspace(url: str | None) -> tuple[str, str] | None:

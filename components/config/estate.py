@@ -95,6 +95,16 @@ class EstateConfig:
         """The estate installs the cluster autoscaler."""
         return self.addon("clusterAutoscaler") == "install"
 
+    @property
+    def needs_load_balancer_controller(self) -> bool:
+        """Some API is exposed (``expose``): the AWS Load Balancer Controller makes its load balancer."""
+        return any(api.expose is not None for api in self.apis.values())
+
+    @property
+    def installs_load_balancer_controller(self) -> bool:
+        """The estate installs the AWS Load Balancer Controller: an API is exposed and the cluster has none of its own."""
+        return self.needs_load_balancer_controller and self.addon("loadBalancerController") == "install"
+
 
 _SECTIONS: dict[str, str] = {
     "cluster": "ClusterConfig",

@@ -50,6 +50,8 @@ class ExistingAddonsConfig(_Model):
     """The NVIDIA device plugin that advertises ``nvidia.com/gpu``, installed on the GPU groups' nodes when one is declared. ``present``: a device plugin or the GPU Operator runs; ``none``: GPU APIs are errors."""
     cluster_autoscaler: AddonMode = "none"
     """The Kubernetes cluster autoscaler for EKS managed node groups (``install`` needs ``oidcProviderArn``, ``oidcIssuer`` and ``aws:region``, and ``cluster.name`` must be the EKS cluster's name). ``present`` / ``none``: something else scales the nodes (Karpenter, a managed autoscaler), or nothing does."""
+    load_balancer_controller: AddonMode = "install"
+    """The AWS Load Balancer Controller, which makes the load balancers of APIs with ``expose``, installed when one is exposed (``install`` needs ``oidcProviderArn``, ``oidcIssuer``, ``vpcId`` and ``aws:region``, and ``cluster.name`` must be the EKS cluster's name). ``present``: one runs already (with the ``alb`` IngressClass); ``none``: exposed APIs are errors."""
 
 
 class ExistingClusterConfig(_Model):
@@ -67,6 +69,8 @@ class ExistingClusterConfig(_Model):
     """ARN of the cluster's IAM OIDC provider (EKS), for service-account roles: ``modelUri``, ``queue``, the cluster autoscaler. Needs ``oidcIssuer``."""
     oidc_issuer: str | None = Field(None, pattern=r"^https://[^\s]+$")
     """The cluster's OIDC issuer URL (``https://oidc.eks.<region>.amazonaws.com/id/<id>``). Needs ``oidcProviderArn``."""
+    vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]+$")
+    """Id of the VPC the cluster runs in, for the AWS Load Balancer Controller modelplane installs: it cannot look it up from the instance metadata, which a hop limit of 1 keeps from pods. Required when it is installed (an API has ``expose`` and ``addons.loadBalancerController`` is ``install``)."""
     keda_role_name: str | None = Field(None, pattern=r"^[A-Za-z0-9+=,.@_-]{1,64}$")
     """IAM role of a KEDA that is ``present``: each queue API grants it read access to its queue's depth. Unset: grant that yourself."""
     addon_node_selector: dict[LabelKey, LabelValue] = {}
@@ -74,7 +78,7 @@ class ExistingClusterConfig(_Model):
     addons: ExistingAddonsConfig = ExistingAddonsConfig()
     """Which add-ons modelplane installs and which are already there."""
     vpc_cidr: Cidr | None = None
-    """CIDR of the cluster's VPC (or node network): where its load balancers' traffic comes from, which the NetworkPolicies of exposed APIs admit on the proxy port. Required when an API has ``expose``."""
+    """CIDR of the cluster's VPC (or node network): where its load balancers' traffic comes from, which the NetworkPolicies of exposed APIs admit on the proxy port. Required when an API has ``expose``, unless ``vpcId`` is given (then looked up)."""
 
 
 ADDONS = tuple(ADDON_CHARTS)
@@ -86,10 +90,11 @@ assert set(ADDONS) == {f.alias for f in ExistingAddonsConfig.model_fields.values
 def addon_mode(cluster: ClusterConfig, node_groups: Mapping[str, NodeGroupConfig], addon: str) -> str:
     """What the cluster does about ``addon`` (a key of :data:`ADDONS`): ``install``, ``present`` or ``none``.
 
-    On a cluster modelplane creates: the autoscaler and KEDA are installed (KEDA when an API
-    needs it), Prometheus unless ``prometheus.url`` names another, the device plugin when a GPU
-    group runs the AL2023 NVIDIA AMI (Bottlerocket ships its own). On an existing cluster: what
-    ``existing.addons`` says, except that a Prometheus named by ``prometheus.url`` is not installed.
+    On a cluster modelplane creates: the autoscaler, KEDA and the AWS Load Balancer Controller are
+    installed (KEDA and the controller when an API needs them), Prometheus unless ``prometheus.url``
+    names another, the device plugin when a GPU group runs the AL2023 NVIDIA AMI (Bottlerocket
+    ships its own). On an existing cluster: what ``existing.addons`` says, except that a
+    Prometheus named by ``prometheus.url`` is not installed.
     """
     gpu = any(g.gpu for g in node_groups.values())
     if cluster.existing is None:
@@ -129,10 +134,12 @@ def _check_existing(cluster: ClusterConfig, groups: dict[str, NodeGroupConfig], 
             yield Issue(at + (to_camel(knob),), "configures a cluster modelplane creates; an existing cluster "
                                                 "keeps its own: remove it (or remove `existing`)")
     exposed = sorted(n for n, a in apis.items() if a.expose is not None)
-    if exposed and existing.vpc_cidr is None:
+    # Installing the controller needs vpcId, and with none exposing is refused: both are said elsewhere.
+    if exposed and existing.vpc_cidr is None and existing.vpc_id is None \
+            and addon_mode(cluster, groups, "loadBalancerController") == "present":
         yield Issue(at + ("existing", "vpcCidr"), f"is required: {', '.join(exposed)} take(s) traffic through a load "
                                                   "balancer, whose source addresses the APIs' NetworkPolicies admit; "
-                                                  "give the VPC's CIDR (e.g. 10.0.0.0/16)")
+                                                  "give the VPC's CIDR (e.g. 10.0.0.0/16), or its vpcId to look it up")
     sources = [k for k in ("kubeconfig", "kubeconfig_path", "stack_reference") if getattr(existing, k) is not None]
     if len(sources) != 1:
         got = ", ".join(to_camel(k) for k in sources) if sources else "none"
@@ -153,6 +160,19 @@ def _check_existing(cluster: ClusterConfig, groups: dict[str, NodeGroupConfig], 
         yield Issue(at + ("existing", "addons", "clusterAutoscaler"),
                     f"install needs an EKS cluster's OIDC provider ({_OIDC_KEYS}) and aws:region for the "
                     "autoscaler's IAM role; set them, or use present or none")
+    exposed = [n for n, a in apis.items() if a.expose is not None]
+    if exposed and addons.load_balancer_controller == "install":
+        if not oidc or region is None:
+            yield Issue(at + ("existing", "addons", "loadBalancerController"),
+                        f"install needs an EKS cluster's OIDC provider ({_OIDC_KEYS}) and aws:region for the "
+                        f"controller's IAM role ({', '.join(exposed)} have expose); set them, or use present if "
+                        "the cluster runs the controller already")
+        if existing.vpc_id is None:
+            yield Issue(at + ("existing", "vpcId"),
+                        f"is required: modelplane installs the AWS Load Balancer Controller for "
+                        f"{', '.join(exposed)} (expose), and the controller cannot look the VPC up from the "
+                        "instance metadata; give the cluster's VPC id (vpc-...), or set "
+                        "addons.loadBalancerController to present if the cluster runs the controller already")
     prometheus = cluster.prometheus
     if addons.prometheus == "install" and "prometheus" in existing.addons.model_fields_set \
             and prometheus.url is not None:
@@ -192,6 +212,11 @@ def _check_existing(cluster: ClusterConfig, groups: dict[str, NodeGroupConfig], 
                                                           f"{NAMESPACE}:cluster.existing.addons.keda is none; "
                                                           "install it (install), declare it (present), or scale "
                                                           "on cpu or memory")
+        if api.expose is not None and addons.load_balancer_controller == "none":
+            yield Issue(path + ("expose",), f"load balancers are made by the AWS Load Balancer Controller, and "
+                                            f"{NAMESPACE}:cluster.existing.addons.loadBalancerController is none; "
+                                            "install it (install), declare the one that runs (present), or "
+                                            "remove expose")
         if api_gpus(api) and addons.nvidia_device_plugin == "none":
             yield Issue(path + ("compute", "gpu"), f"GPUs are advertised by the NVIDIA device plugin, and "
                                                    f"{NAMESPACE}:cluster.existing.addons.nvidiaDevicePlugin is "
