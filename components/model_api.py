@@ -248,7 +248,11 @@ class ModelApi(pulumi.ComponentResource):
                                   labels=labels, source=source, kubernetes_version=cluster.kubernetes_version),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, *cluster.crd_releases]),
         )
-        kinds: list[VersionKind] = [*(["canary"] if spec.canary else []), *(["shadow"] if spec.shadow else [])]
+        kinds: list[VersionKind] = []
+        if spec.canary is not None:
+            kinds.append("canary")
+        if spec.shadow is not None:
+            kinds.append("shadow")
         if kinds:
             # Imported here: the version's module renders its pods with this module's functions.
             from .second_version import SecondVersion, SecondVersionArgs

@@ -39,7 +39,7 @@ from . import proxy
 from ._resource_options import depends_on_list
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs
 from .cluster_context import APPLY_ANNOTATIONS, ClusterContext
-from .config import SCRAPE_INTERVAL_SECONDS, ApiConfig, NetworkPeer, VersionKind, canary_replicas
+from .config import SCRAPE_INTERVAL_SECONDS, ApiConfig, NetworkPeer, VersionKind, canary_replicas, version_name
 from .model_api import (
     API_LABEL,
     SERVICE_PORT,
@@ -48,6 +48,7 @@ from .model_api import (
     rollout_timeout,
     scrape_endpoints,
     service_target_port,
+    service_url,
 )
 from .network_policy import api_network_policy_spec
 from .placement import Placement
@@ -113,10 +114,14 @@ class SecondVersionArgs:
 class SecondVersion(pulumi.ComponentResource):
     """A canary or shadow of a :class:`~modelplane.ModelApi`: its Deployment, Service and what they need."""
 
-    name: pulumi.Output[str]
-    """Name of the version's Deployment and Service (``<api>-canary`` or ``<api>-shadow``)."""
+    url: pulumi.Output[str]
+    """In-cluster URL of the version's Service."""
 
     def __init__(self, name: str, args: SecondVersionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if name != version_name(args.api, args.kind):
+            # The API's mirror, its load balancer's weighted forward and its NetworkPolicy find the version by it.
+            raise ValueError(f"SecondVersion {name!r}: a {args.kind} of API {args.api!r} is named "
+                             f"{version_name(args.api, args.kind)!r}")
         super().__init__("modelplane:index:SecondVersion", name, None, opts)
         api, kind, namespace = args.api, args.kind, args.namespace
         stable_selector = {API_LABEL: api}
@@ -183,7 +188,7 @@ class SecondVersion(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=metadata,
-            # As the API's: drains take one replica at a time (a shadow's too, so its comparison keeps running).
+            # As the API's, a shadow's too: drains take one replica at a time.
             spec={"maxUnavailable": 1, "selector": {"matchLabels": selector},
                   "unhealthyPodEvictionPolicy": "AlwaysAllow"},
             opts=child,
@@ -199,5 +204,5 @@ class SecondVersion(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self,
                                             depends_on=[*inherited, deployment, *args.cluster.crd_releases]),
             )
-        self.name = pulumi.Output.from_input(name)
-        self.register_outputs({"name": self.name})
+        self.url = pulumi.Output.from_input(service_url(name, namespace))
+        self.register_outputs({"url": self.url})

@@ -466,3 +466,27 @@ def test_a_shadows_gpus_count_too(stack_configs) -> None:
 
     assert gpu_demand("gpu-spot", estate.node_groups["gpu-spot"], estate.apis).steady == 3 + 2 + 2
     assert gpus_at_max(estate.apis) == 7
+
+
+def test_a_second_version_used_directly_must_take_the_name_the_api_finds_it_by() -> None:
+    import gc
+
+    import pulumi
+
+    from modelplane import ApiConfig, ClusterContext, NodeGroupConfig, Placement
+    from modelplane.offline import start_mock_engine
+    from modelplane.second_version import SecondVersion, SecondVersionArgs
+
+    start_mock_engine("direct", "us-east-1")
+    try:
+        spec = ApiConfig.model_validate({"image": "ghcr.io/acme/x:1", "nodeGroup": "cpu",
+                                         "readinessProbe": {"path": "/"},
+                                         "shadow": {"image": "ghcr.io/acme/x:2", "percent": 5}})
+        cpu = Placement.for_group("cpu", NodeGroupConfig.model_validate({"instanceTypes": ["m6i.large"]}))
+        args = SecondVersionArgs(api="x", kind="shadow", spec=spec, placement=cpu, cluster=ClusterContext(name="c"),
+                                 namespace="x", labels={})
+        with pytest.raises(ValueError, match="SecondVersion 'x-mirror': a shadow of API 'x' is named 'x-shadow'"):
+            SecondVersion("x-mirror", args)
+    finally:
+        gc.enable()
+        pulumi.runtime.settings.reset_options()
