@@ -81,6 +81,9 @@ class AutoscalingPolicyArgs:
     """The KEDA metric; None scales on ``spec.metric`` (cpu or memory) with a plain HPA."""
     kubernetes_version: str | None = None
     """The cluster's Kubernetes minor version; HPA tolerances need 1.35."""
+    creates_aws_auth: bool = True
+    """Make the namespace's :data:`KEDA_AWS_AUTH` when the source needs it (False: another policy there made it, as
+    the API's does for its canary's)."""
 
 
 class AutoscalingPolicy(pulumi.ComponentResource):
@@ -123,7 +126,7 @@ class AutoscalingPolicy(pulumi.ComponentResource):
             self.hpa_name = pulumi.Output.from_input(args.target)
         else:
             depends: list[pulumi.Resource] = []
-            if source.needs_aws_auth:
+            if source.needs_aws_auth and args.creates_aws_auth:
                 depends.append(k8s.apiextensions.CustomResource(
                     f"{name}-aws-auth",
                     api_version="keda.sh/v1alpha1",

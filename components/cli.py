@@ -28,12 +28,14 @@ from .config import (
     ConfigError,
     EstateConfig,
     api_gpus,
+    canary_replicas,
     duration_seconds,
     effective_update_strategy,
     gpu_demand,
     scaling_metric,
     scaling_target,
     uses_prometheus,
+    version_name,
 )
 from .offline import Plan, find_project, kubernetes_objects, load_config, normalize, run_stack, stack_names
 
@@ -246,7 +248,7 @@ def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
     lines += ["", "Model APIs"]
     lines += _table(["api", "image", "replicas", "GPUs", "scales on", "behaviour", "proxy limits",
                      "surge/unavail", "node group"],
-                    [_api_row(estate, name) for name in estate.apis])
+                    [row for name in estate.apis for row in (_api_row(estate, name), *_version_rows(estate, name))])
     exposed = [name for name, api in estate.apis.items() if api.expose is not None]
     if exposed:
         lines += ["", "Traffic (one shared load balancer per visibility)"]
@@ -331,14 +333,35 @@ def _api_row(estate: EstateConfig, name: str) -> list[str]:
     surge, unavailable = effective_update_strategy(api)
     behaviour = (f"up x{scaling.max_upscale_factor:g}/{duration_seconds(scaling.upscale_stabilization_period)}s, "
                  f"down x{scaling.max_downscale_factor:g}/{duration_seconds(scaling.downscale_stabilization_period)}s")
-    image = api.image.rsplit("/", 1)[-1]
-    if "@sha256:" in image:
-        image = image[:image.index("@sha256:") + 20] + "…"
+    image = _short_image(api.image)
     if api.sidecars:
         image += f" +{len(api.sidecars)} sidecar" + ("s" if len(api.sidecars) > 1 else "")
     limits = (f"{api.max_concurrency} at once + {api.max_queue_length} queued" if api.proxy.enabled else "off")
     return [name, image, f"{scaling.min_replicas}-{scaling.max_replicas}", str(api_gpus(api) or "-"),
             scaling_summary(api), behaviour, limits, f"{surge}/{unavailable}", api.node_group]
+
+
+def _version_rows(estate: EstateConfig, name: str) -> list[list[str]]:
+    """The API's canary or shadow, under the API's row: its Deployment's name, image, replicas and share of the
+    requests (a canary's weight at the load balancer, the percent a shadow gets a copy of)."""
+    api = estate.apis[name]
+    row = _api_row(estate, name)
+    if api.canary is not None:
+        low, high = canary_replicas(api)
+        return [[version_name(name, "canary"), _short_image(api.canary.image), f"{low}-{high}", row[3], row[4],
+                 f"canary, weight {api.canary.weight}%", *row[6:]]]
+    if api.shadow is not None:
+        return [[version_name(name, "shadow"), _short_image(api.shadow.image), str(api.shadow.replicas), row[3],
+                 "fixed replicas", f"shadow, {api.shadow.percent:g}% mirrored", *row[6:]]]
+    return []
+
+
+def _short_image(image: str) -> str:
+    """The image's last path segment, a digest cut to its first 12 hex digits."""
+    image = image.rsplit("/", 1)[-1]
+    if "@sha256:" in image:
+        image = image[:image.index("@sha256:") + 20] + "…"
+    return image
 
 
 def scaling_summary(api: ApiConfig) -> str:

@@ -6,7 +6,8 @@ a NetworkPolicy (unless ``network.isolated`` is off), a PodDisruptionBudget and
 an :class:`AutoscalingPolicy`; with the request
 proxy on (the default) its content-named Envoy ConfigMap and, when the
 cluster runs Prometheus, a PodMonitor; an IAM role when the API reads S3 or
-consumes SQS; the SQS queue when modelplane creates it. Names and selectors
+consumes SQS; the SQS queue when modelplane creates it; a
+:class:`~modelplane.second_version.SecondVersion` for a canary or a shadow. Names and selectors
 derive only from the API's name, never from its image, env or replica counts,
 so every such change is an in-place rolling update in the Pulumi diff.
 """
@@ -24,7 +25,7 @@ import pulumi_kubernetes as k8s
 
 from . import proxy
 from .exposure import READINESS_GATE_LABEL, expose_api
-from .network_policy import network_policy_spec
+from .network_policy import api_network_policy_spec
 from ._resource_options import depends_on_list
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, MetricSource
 from .cluster_context import APPLY_ANNOTATIONS, ClusterContext
@@ -39,6 +40,7 @@ from .config import (
     ContainerComputeConfig,
     ProbeConfig,
     StartupProbeConfig,
+    VersionKind,
     amp_workspace,
     api_gpus,
     effective_update_strategy,
@@ -48,6 +50,7 @@ from .config import (
     sqs_queue,
     surge_replicas,
     uses_keda,
+    version_name,
 )
 from .irsa import s3_read_policy, service_account_role, sqs_consume_policy, sqs_depth_policy, sqs_queue_arn
 from .placement import GPU_RESOURCE, Placement
@@ -167,8 +170,13 @@ class ModelApi(pulumi.ComponentResource):
                 opts=in_namespace,
             ))
         proxy_config_map = None
+        shadow = version_name(name, "shadow") if spec.shadow is not None else None
         if spec.proxy.enabled:
-            proxy_config_map, proxy_config = proxy.config_map(name, spec)
+            # With a shadow, the proxy mirrors its share of the requests to the shadow's Service.
+            mirror = None
+            if spec.shadow is not None and shadow is not None:
+                mirror = proxy.Mirror(service_host(shadow, namespace_name), spec.shadow.percent)
+            proxy_config_map, proxy_config = proxy.config_map(name, spec, mirror=mirror)
             config_resources.append(k8s.core.v1.ConfigMap(
                 f"{name}-proxy",
                 # Content-named and immutable like the model config: a new limit rolls the replicas.
@@ -205,9 +213,8 @@ class ModelApi(pulumi.ComponentResource):
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol",
                 metadata=metadata,
-                spec=network_policy_spec(spec, selector, cluster.metrics_scrapers,
-                                         aws_apis=spec.model_uri is not None or spec.queue is not None,
-                                         load_balancer_cidrs=cluster.load_balancer_cidrs),
+                spec=api_network_policy_spec(spec, selector, cluster,
+                                             mirror_to={API_LABEL: shadow} if shadow is not None else None),
                 opts=in_namespace,
             )
         self.external_url = None
@@ -247,13 +254,32 @@ class ModelApi(pulumi.ComponentResource):
             },
             opts=in_namespace,
         )
-        AutoscalingPolicy(
+        source = metric_source(name, namespace_name, spec, cluster, queue_url)
+        autoscaling = AutoscalingPolicy(
             f"{name}-autoscaling",
             AutoscalingPolicyArgs(target=name, namespace=namespace_name, spec=spec.autoscaling,
-                                  labels=labels, source=metric_source(name, namespace_name, args, queue_url),
-                                  kubernetes_version=cluster.kubernetes_version),
+                                  labels=labels, source=source, kubernetes_version=cluster.kubernetes_version),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, *cluster.crd_releases]),
         )
+        kinds: list[VersionKind] = []
+        if spec.canary is not None:
+            kinds.append("canary")
+        if spec.shadow is not None:
+            kinds.append("shadow")
+        if kinds:
+            # Imported here: the version's module renders its pods with this module's functions.
+            from .second_version import SecondVersion, SecondVersionArgs
+        for kind in kinds:
+            SecondVersion(
+                version_name(name, kind),
+                SecondVersionArgs(api=name, kind=kind, spec=spec, placement=args.placement, cluster=cluster,
+                                  namespace=namespace_name, labels=labels, queue_url=queue_url,
+                                  aws_auth_exists=source is not None and source.needs_aws_auth),
+                # What the API's pods wait for, the version's wait for too; a canary reuses the API's
+                # TriggerAuthentication, made by its autoscaling policy.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[
+                    namespace, account, *config_resources, *depends_on_list(opts), *gpu_ready, autoscaling]),
+            )
         self.namespace = pulumi.Output.from_input(namespace_name)
         self.url = pulumi.Output.from_input(service_url(name, namespace_name))
         self.register_outputs({"url": self.url, "namespace": self.namespace,
@@ -304,28 +330,31 @@ def _api_role(name: str, namespace: str, args: ModelApiArgs, queue_arn: pulumi.I
     return role
 
 
-def metric_source(name: str, namespace: str, args: ModelApiArgs,
-                  queue_url: pulumi.Input[str] | None) -> MetricSource | None:
-    """What KEDA scales the API on, or None for a plain HPA (cpu, memory)."""
-    spec = args.spec
+def metric_source(name: str, namespace: str, spec: ApiConfig, cluster: ClusterContext,
+                  queue_url: pulumi.Input[str] | None, version: str | None = None) -> MetricSource | None:
+    """What KEDA scales the API (or its ``version``, a canary) on, or None for a plain HPA (cpu, memory).
+
+    A canary's request metrics are its own proxies' (:func:`proxy.model_cluster`); a ``custom`` query
+    and a queue are the API's, as the stack file gives them.
+    """
     if not uses_keda(spec):
         return None
     metric = scaling_metric(spec)
     threshold = scaling_target(spec)
     if metric == "queue":
         assert spec.queue is not None and queue_url is not None
-        region = sqs_queue(spec.queue.url)[0] if spec.queue.url else args.cluster.region
+        region = sqs_queue(spec.queue.url)[0] if spec.queue.url else cluster.region
         if region is None:
             raise ValueError(f"ModelApi {name!r} creates its queue and needs a region in its ClusterContext")
         return MetricSource(metric, threshold, queue_url=queue_url, queue_region=region)
-    prometheus_url = args.cluster.prometheus_url
+    prometheus_url = cluster.prometheus_url
     if prometheus_url is None:
         raise ValueError(f"ModelApi {name!r} scales on {metric} and needs a prometheus_url in its ClusterContext")
     window = spec.autoscaling.window
     if metric == "inFlight":
-        query = proxy.in_flight_query(namespace, window)
+        query = proxy.in_flight_query(namespace, window, version)
     elif metric == "rps":
-        query = proxy.rps_query(namespace, window)
+        query = proxy.rps_query(namespace, window, version)
     else:
         assert spec.autoscaling.custom is not None
         query = spec.autoscaling.custom.query
@@ -347,9 +376,14 @@ def service_target_port(spec: ApiConfig) -> str:
     return "proxy" if spec.proxy.enabled else "http"
 
 
+def service_host(name: str, namespace: str) -> str:
+    """In-cluster DNS name of a Service (an API's, or its canary's or shadow's)."""
+    return f"{name}.{namespace}.svc.cluster.local"
+
+
 def service_url(name: str, namespace: str) -> str:
     """In-cluster URL of an API's Service (known before anything is deployed)."""
-    return f"http://{name}.{namespace}.svc.cluster.local"
+    return f"http://{service_host(name, namespace)}"
 
 
 

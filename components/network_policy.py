@@ -9,7 +9,13 @@ Kubelet probes come from the node, which CNIs admit to its own pods.
 
 Out: DNS to the cluster resolver; HTTPS anywhere when the API reads S3 or
 consumes SQS (AWS service endpoints, and STS for the service-account role,
-have no fixed addresses); and ``network.egress``.
+have no fixed addresses); ``network.egress``; and, with a shadow, the proxy
+port of the shadow's pods, where the stable replicas' proxies mirror requests.
+
+A canary's pods get a policy of their own from the same function and the same
+API config (so the same callers), and a shadow's admit only the API's own
+pods: adding or removing a second version never touches the API's policy,
+except that a shadow's mirror needs its way out.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .config import ApiConfig, EgressRule, NetworkPeer
+from .cluster_context import ClusterContext
+from .config import PROXY_PORT, ApiConfig, EgressRule, NetworkPeer
 
-__all__ = ["DNS_PEER", "network_policy_spec", "peer"]
+__all__ = ["DNS_PEER", "api_network_policy_spec", "network_policy_spec", "peer"]
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """The label Kubernetes puts on every namespace: its name."""
@@ -51,9 +58,22 @@ def _ports(names: list[str | int], protocol: str = "TCP") -> list[dict[str, Any]
     return [{"port": port, "protocol": protocol} for port in names]
 
 
+def api_network_policy_spec(spec: ApiConfig, selector: dict[str, str], cluster: ClusterContext,
+                            mirror_to: dict[str, str] | None = None) -> dict[str, Any]:
+    """The NetworkPolicy ``spec`` for the pods ``selector`` picks, running ``spec`` in ``cluster``.
+
+    One place for what the cluster adds, so the API's policy and its canary's cannot differ.
+    """
+    return network_policy_spec(spec, selector, cluster.metrics_scrapers,
+                               aws_apis=spec.model_uri is not None or spec.queue is not None,
+                               load_balancer_cidrs=cluster.load_balancer_cidrs, mirror_to=mirror_to)
+
+
 def network_policy_spec(spec: ApiConfig, selector: dict[str, str], scrapers: list[NetworkPeer],
-                        aws_apis: bool, load_balancer_cidrs: Sequence[Any] = ()) -> dict[str, Any]:
-    """The NetworkPolicy ``spec`` for the pods of one API (``selector``); ``aws_apis``: it calls S3 or SQS.
+                        aws_apis: bool, load_balancer_cidrs: Sequence[Any] = (),
+                        mirror_to: dict[str, str] | None = None) -> dict[str, Any]:
+    """The NetworkPolicy ``spec`` for the pods of one API (``selector``); ``aws_apis``: it calls S3 or SQS;
+    ``mirror_to``: the labels of the shadow pods its proxy mirrors requests to.
 
     An exposed API also admits its load balancer (``load_balancer_cidrs``: the VPC's CIDR) on the Service's port.
     """
@@ -74,6 +94,10 @@ def network_policy_spec(spec: ApiConfig, selector: dict[str, str], scrapers: lis
     if aws_apis:
         egress.append({"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": _ports([HTTPS])})
     egress += [_egress_rule(rule) for rule in network.egress]
+    if mirror_to is not None:
+        # Through the shadow's Service, whose address the CNI has translated to a pod's by then: the
+        # rule names the pods and their proxy port (a number: named egress ports are not on every CNI).
+        egress.append({"to": [{"podSelector": {"matchLabels": dict(mirror_to)}}], "ports": _ports([PROXY_PORT])})
     return {
         "podSelector": {"matchLabels": dict(selector)},
         # Both types listed: what no rule admits is denied. No ingress rules at all (allowFrom: [] and no

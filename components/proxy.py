@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from .config import (
@@ -37,12 +38,16 @@ from .config import (
 __all__ = [
     "CONFIG_FILE",
     "IN_FLIGHT_METRICS",
+    "MIRROR_CLUSTER",
     "MODEL_CLUSTER",
     "PROXY_USER",
     "REQUESTS_METRIC",
+    "Mirror",
     "config_map",
     "envoy_config",
     "in_flight_query",
+    "listener_stat_prefix",
+    "model_cluster",
     "proxy_container",
     "rps_query",
 ]
@@ -52,6 +57,12 @@ MODEL_CLUSTER = "model"
 
 LISTENER_STAT_PREFIX = "api"
 """Stat prefix of the request listener's HTTP connection manager."""
+
+MIRROR_CLUSTER = "shadow"
+"""Envoy cluster of a stable replica's proxy that mirrored requests go to: the shadow's Service."""
+
+MIRROR_PORT = 80
+"""Port of the shadow's Service (the API Service's port)."""
 
 IN_FLIGHT_METRICS = ("envoy_cluster_upstream_rq_active", "envoy_cluster_upstream_rq_pending_active")
 """Envoy gauges whose sum is Cortex's in-flight count: requests at the server plus requests queued for it."""
@@ -69,17 +80,57 @@ PROXY_USER = 65532
 """UID and GID the proxy runs as (the distroless images' ``nonroot`` user)."""
 
 
-def envoy_config(spec: ApiConfig) -> dict[str, Any]:
-    """The Envoy v3 bootstrap for one API's replicas."""
+@dataclass(frozen=True)
+class Mirror:
+    """Where a stable replica's proxy sends a copy of a share of its requests (a shadow's Service)."""
+
+    host: str
+    """DNS name of the shadow's Service (``<api>-shadow.<namespace>.svc.cluster.local``)."""
+    percent: float
+    """Percent of requests copied, in (0, 100]."""
+
+
+def model_cluster(version: str | None = None) -> str:
+    """Envoy cluster name of the local server: ``model``, or ``model-<version>`` in a canary's or shadow's proxy.
+
+    The second version's pods share the API's namespace; their own names keep the API's in-flight
+    and request-rate queries (which select by namespace and this name) to the stable replicas.
+    """
+    return MODEL_CLUSTER if version is None else f"{MODEL_CLUSTER}-{version}"
+
+
+def listener_stat_prefix(version: str | None = None) -> str:
+    """Stat prefix of the request listener: ``api``, or ``api-<version>`` (see :func:`model_cluster`)."""
+    return LISTENER_STAT_PREFIX if version is None else f"{LISTENER_STAT_PREFIX}-{version}"
+
+
+def envoy_config(spec: ApiConfig, version: str | None = None, mirror: Mirror | None = None) -> dict[str, Any]:
+    """The Envoy v3 bootstrap for one API's replicas (``version``: a canary's or shadow's; ``mirror``: a shadow)."""
+    local = model_cluster(version)
+    # No route timeout: a long generation must not be cut off by the proxy; a client that gives up
+    # closes the stream and frees its slot.
+    route: dict[str, Any] = {"cluster": local, "timeout": "0s"}
+    extra_clusters = []
+    if mirror is not None:
+        # Envoy sends the copy beside the original and discards its response; the shadow's own proxy
+        # refuses what exceeds its limits at once, so a slow shadow cannot pile up requests here.
+        route["request_mirror_policies"] = [{"cluster": MIRROR_CLUSTER, "runtime_fraction": {
+            "default_value": {"numerator": max(1, round(mirror.percent * 10_000)), "denominator": "MILLION"}}}]
+        extra_clusters.append({
+            "name": MIRROR_CLUSTER,
+            # The Service's cluster IP, looked up again as DNS says (kube-proxy spreads connections).
+            "type": "STRICT_DNS",
+            "dns_lookup_family": "V4_PREFERRED",
+            "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": MIRROR_CLUSTER, "endpoints": [
+                {"lb_endpoints": [{"endpoint": {"address": _address(mirror.host, MIRROR_PORT)}}]}]},
+        })
     return {
         "admin": {"address": _address("127.0.0.1", PROXY_ADMIN_PORT)},
         "static_resources": {
             "listeners": [
-                _listener("api", PROXY_PORT, LISTENER_STAT_PREFIX, [
-                    {"match": {"prefix": "/"},
-                     # No route timeout: a long generation must not be cut off by the proxy; a
-                     # client that gives up closes the stream and frees its slot.
-                     "route": {"cluster": MODEL_CLUSTER, "timeout": "0s"}},
+                _listener("api", PROXY_PORT, listener_stat_prefix(version), [
+                    {"match": {"prefix": "/"}, "route": route},
                 ]),
                 # Prometheus and the kubelet reach two admin pages through this listener; the admin
                 # interface itself (which can change Envoy's state) listens on loopback only.
@@ -90,7 +141,7 @@ def envoy_config(spec: ApiConfig) -> dict[str, Any]:
             ],
             "clusters": [
                 {
-                    **_static_cluster(MODEL_CLUSTER, spec.port),
+                    **_static_cluster(local, spec.port),
                     "circuit_breakers": {"thresholds": [{
                         "priority": "DEFAULT",
                         # HTTP/1.1 upstream: one request per connection, so the connection limit
@@ -109,6 +160,7 @@ def envoy_config(spec: ApiConfig) -> dict[str, Any]:
                     },
                 },
                 _static_cluster("admin", PROXY_ADMIN_PORT),
+                *extra_clusters,
             ],
         },
     }
@@ -149,14 +201,15 @@ def _listener(name: str, port: int, stat_prefix: str, routes: list[dict[str, Any
     }
 
 
-def config_map(name: str, spec: ApiConfig) -> tuple[str, str]:
-    """(ConfigMap name, bootstrap file) of an API's proxy.
+def config_map(name: str, spec: ApiConfig, version: str | None = None,
+               mirror: Mirror | None = None) -> tuple[str, str]:
+    """(ConfigMap name, bootstrap file) of the proxy of ``name``'s replicas (an API's, or its canary's or shadow's).
 
-    The name is ``<api>-proxy-<content digest>``: a new proxy config is a new
+    The name is ``<name>-proxy-<content digest>``: a new proxy config is a new
     ConfigMap, and the replicas roll.
     """
     # Compact: the C encoder (an indented dump runs the pure-Python one, 50 times slower).
-    text = json.dumps(envoy_config(spec))
+    text = json.dumps(envoy_config(spec, version, mirror))
     return f"{name}-proxy-{hashlib.sha256(text.encode()).hexdigest()[:10]}", text
 
 
@@ -188,17 +241,19 @@ def proxy_container(spec: ApiConfig, mounts: list[dict[str, Any]]) -> dict[str, 
     }
 
 
-def _selector(namespace: str) -> str:
-    return f'namespace="{namespace}",envoy_cluster_name="{MODEL_CLUSTER}"'
+def _selector(namespace: str, version: str | None) -> str:
+    return f'namespace="{namespace}",envoy_cluster_name="{model_cluster(version)}"'
 
 
-def in_flight_query(namespace: str, window: str) -> str:
-    """PromQL: in-flight requests (at the servers plus queued) of all the API's replicas, averaged over ``window``."""
-    return " + ".join(f"sum(avg_over_time({metric}{{{_selector(namespace)}}}[{duration_seconds(window)}s]))"
+def in_flight_query(namespace: str, window: str, version: str | None = None) -> str:
+    """PromQL: in-flight requests (at the servers plus queued) of all the API's replicas (or its ``version``'s),
+    averaged over ``window``."""
+    selector = _selector(namespace, version)
+    return " + ".join(f"sum(avg_over_time({metric}{{{selector}}}[{duration_seconds(window)}s]))"
                       for metric in IN_FLIGHT_METRICS)
 
 
-def rps_query(namespace: str, window: str) -> str:
-    """PromQL: requests per second arriving at all the API's proxies over ``window``."""
+def rps_query(namespace: str, window: str, version: str | None = None) -> str:
+    """PromQL: requests per second arriving at all the API's proxies (or its ``version``'s) over ``window``."""
     return (f'sum(rate({REQUESTS_METRIC}{{namespace="{namespace}",'
-            f'envoy_http_conn_manager_prefix="{LISTENER_STAT_PREFIX}"}}[{duration_seconds(window)}s]))')
+            f'envoy_http_conn_manager_prefix="{listener_stat_prefix(version)}"}}[{duration_seconds(window)}s]))')

@@ -42,6 +42,28 @@ def test_plan_prints_the_dev_estate(capsys: pytest.CaptureFixture[str]) -> None:
     assert "kubeconfig: [secret]" in out
 
 
+def test_plan_shows_a_canary_and_a_shadow_under_their_apis(render, stack_configs) -> None:
+    from modelplane.cli import format_plan
+
+    apis = "modelplane:apis"
+    plan = render("dev", stack_configs.edited(
+        "dev", ((apis, "sentiment", "expose"), {"allowHttp": True}),
+        ((apis, "sentiment", "canary"), {"image": "ghcr.io/acme/sentiment-api:1.5.0", "weight": 50}),
+        ((apis, "image-embed", "shadow"), {"image": "ghcr.io/acme/clip-embed:1.0.0", "percent": 12.5,
+                                           "replicas": 2})))
+    lines = format_plan(plan).splitlines()
+    table = lines[lines.index("Model APIs") + 3:lines.index("Model APIs") + 8]
+    names = [line.split()[0] for line in table]
+    rows = {line.split()[0]: line for line in table}
+
+    # Each version right under its API, named as its Deployment is.
+    assert names == ["doc-embed", "image-embed", "image-embed-shadow", "sentiment", "sentiment-canary"]
+    assert rows["sentiment-canary"].split()[1:4] == ["sentiment-api:1.5.0", "1-3", "-"]
+    assert "canary, weight 50%" in rows["sentiment-canary"]
+    assert rows["image-embed-shadow"].split()[1:4] == ["clip-embed:1.0.0", "2", "1"]
+    assert "shadow, 12.5% mirrored" in rows["image-embed-shadow"]
+
+
 def test_plan_runs_the_policy_pack_and_fails_like_the_preview_on_a_mandatory_rule(
         scratch_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("pulumi_policy", reason="the pack needs pulumi-policy (the test extras install it)")

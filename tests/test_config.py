@@ -201,6 +201,22 @@ def test_max_replicas_below_min_replicas(stack_configs) -> None:
     assert issue.message == "maxReplicas 2 is less than minReplicas 5"
 
 
+@pytest.mark.parametrize(("canary", "message"), [
+    ({"minReplicas": 3, "maxReplicas": 2}, "maxReplicas 2 is less than minReplicas 3; set maxReplicas to 3 or more"),
+    # Unset, the canary's maxReplicas is sentiment's 6 x 10 %, rounded up: 1.
+    ({"minReplicas": 2}, "maxReplicas 1 (unset: the API's maxReplicas 6 x weight 10%) is less than minReplicas 2; "
+                         "set maxReplicas to 2 or more"),
+])
+def test_canary_max_replicas_below_its_min_replicas(stack_configs, canary: dict[str, Any], message: str) -> None:
+    config = stack_configs.edited("dev", ((APIS, "sentiment", "expose"), {"allowHttp": True}), (
+        (APIS, "sentiment", "canary"), {"image": "ghcr.io/acme/sentiment-api:1.5.0", "weight": 10, **canary}))
+
+    issue = only_problem(config)
+
+    assert issue.where() == "modelplane:apis.sentiment.canary.maxReplicas"
+    assert issue.message == message
+
+
 def test_unknown_node_group_lists_the_declared_groups(stack_configs) -> None:
     config = stack_configs.edited("dev", ((APIS, "sentiment", "nodeGroup"), "cpu-large"))
 

@@ -204,6 +204,20 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
         ((APIS, "sentiment", "expose"), {"visibility": "public", "certificate": {
             "arn": "arn:aws:acm:us-east-1:123456789012:certificate/0f6c1e9a-3b4d-4c5e-8f70-1a2b3c4d5e6f"}}),
     ),
+    # A canary of sentiment (it needs expose) and a shadow of image-embed: their fields exist only then.
+    "canary": (
+        ((APIS, "sentiment", "expose"), {"visibility": "internal", "allowHttp": True}),
+        ((APIS, "sentiment", "canary"), {"image": "ghcr.io/acme/sentiment-api:1.5.0", "weight": 10}),
+    ),
+    # The same canary with room above its default single replica, for minReplicas.
+    "canary-max": (
+        ((APIS, "sentiment", "expose"), {"visibility": "internal", "allowHttp": True}),
+        ((APIS, "sentiment", "canary"), {"image": "ghcr.io/acme/sentiment-api:1.5.0", "weight": 10,
+                                         "maxReplicas": 3}),
+    ),
+    "shadow": (
+        ((APIS, "image-embed", "shadow"), {"image": "ghcr.io/acme/clip-embed:1.0.0", "percent": 10}),
+    ),
     # The optional probes exist only once declared; this baseline declares both on sentiment.
     "probes": (
         ((APIS, "sentiment", "livenessProbe"), {"path": "/live"}),
@@ -421,6 +435,18 @@ VARIATIONS |= {
                                                   {"app": "agent"}, base="network"),
     "cluster.prometheus.scrapers[].cidr": on((CLUSTER, "prometheus", "scrapers", 2, "cidr"), "10.9.1.0/24",
                                              base="network"),
+    # canary and shadow (weight sets the canary's default maxReplicas here; the Ingress's split too)
+    "apis.*.canary.image": on((*SENTIMENT, "canary", "image"), "ghcr.io/acme/sentiment-api:1.6.0", base="canary"),
+    "apis.*.canary.weight": on((*SENTIMENT, "canary", "weight"), 50, base="canary"),
+    "apis.*.canary.env": on((*SENTIMENT, "canary", "env"), {"MODEL_NAME": "roberta-sst2"}, base="canary"),
+    "apis.*.canary.args": on((*SENTIMENT, "canary", "args"), ["--fast"], base="canary"),
+    "apis.*.canary.minReplicas": on((*SENTIMENT, "canary", "minReplicas"), 2, base="canary-max"),
+    "apis.*.canary.maxReplicas": on((*SENTIMENT, "canary", "maxReplicas"), 2, base="canary"),
+    "apis.*.shadow.image": on((*EMBED, "shadow", "image"), "ghcr.io/acme/clip-embed:1.0.1", base="shadow"),
+    "apis.*.shadow.percent": on((*EMBED, "shadow", "percent"), 2.5, base="shadow"),
+    "apis.*.shadow.env": on((*EMBED, "shadow", "env"), {"MODE": "shadow"}, base="shadow"),
+    "apis.*.shadow.args": on((*EMBED, "shadow", "args"), ["--compare"], base="shadow"),
+    "apis.*.shadow.replicas": on((*EMBED, "shadow", "replicas"), 2, base="shadow"),
 }
 
 EXEMPT: dict[str, str] = {

@@ -106,3 +106,50 @@ def test_the_stack_guardrails_set_the_levels(render: Callable[..., Plan], stack_
     report = run_pack("prod", render("prod", relaxed), relaxed)
     assert report.at("mandatory") == Counter()
     assert report.at("advisory")[("images-by-digest", "fraud-score")] == 1
+
+
+# ------------------------------------------------------------------------ canary and shadow on prod
+
+PINNED = "@sha256:" + "ab" * 32
+
+
+def prod_with_versions(stack_configs, canary: dict[str, Any]) -> dict[str, Any]:
+    """prod with an exposed fraud-score running ``canary`` and sentiment a one-replica shadow."""
+    apis = "modelplane:apis"
+    return stack_configs.edited(
+        "prod", ((apis, "fraud-score", "expose"), {"allowHttp": True}),
+        ((apis, "fraud-score", "canary"), {"image": f"ghcr.io/acme/fraud-score:2024.12.1{PINNED}", "weight": 10,
+                                           **canary}),
+        ((apis, "sentiment", "shadow"), {"image": f"ghcr.io/acme/sentiment-api:2.0.0{PINNED}", "percent": 5}))
+
+
+def test_prods_pack_judges_a_canary_as_serving_and_names_its_keys_but_exempts_a_shadow(
+        render: Callable[..., Plan], stack_configs) -> None:
+    config = prod_with_versions(stack_configs, {"image": "ghcr.io/acme/fraud-score:2024.12.1"})
+    report = run_pack("prod", render("prod", config), config)
+
+    # The canary takes users' requests: one replica (its default) is too few on prod, and its image is a
+    # tag; each message names the key in the canary's own block. The shadow answers nobody: its single
+    # replica is fine.
+    assert sorted((d.level, d.policy, d.resource, d.message.split("\n", 1)[-1]) for d in report.diagnostics) == [
+        ("mandatory", "images-by-digest", "fraud-score-canary",
+         "Pin image 'ghcr.io/acme/fraud-score:2024.12.1' of container 'model' of Deployment "
+         "fraud-score/fraud-score-canary by digest (name:tag@sha256:...): a tag can be moved to other content, so "
+         "what runs would not be what was reviewed (stack file: modelplane:apis.fraud-score.canary.image)."),
+        ("mandatory", "min-two-replicas", "fraud-score-canary-autoscaling",
+         "Set modelplane:apis.fraud-score.canary.minReplicas to 2 or more (now 1) for Deployment "
+         "fraud-score/fraud-score-canary: with one replica a node drain, upgrade or spot reclaim takes every "
+         "endpoint away until a new replica is ready."),
+    ]
+
+
+def test_prod_with_a_two_replica_pinned_canary_and_a_shadow_passes_the_pack(
+        render: Callable[..., Plan], stack_configs) -> None:
+    config = prod_with_versions(stack_configs, {"minReplicas": 2, "maxReplicas": 3})
+    plan = render("prod", config)
+    report = run_pack("prod", plan, config)
+
+    # Both versions were judged (their PDBs and NetworkPolicies satisfy the per-API rules), and pass.
+    assert {(r.type, r.name) for r in plan.resources} >= {
+        ("kubernetes:apps/v1:Deployment", "fraud-score-canary"), ("kubernetes:apps/v1:Deployment", "sentiment-shadow")}
+    assert report.diagnostics == []

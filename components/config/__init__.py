@@ -138,8 +138,13 @@ from .traffic import (
     CertificateConfig,
     ExposeConfig,
     ShadowConfig,
+    VersionKind,
     Visibility,
     api_url,
+    canary_replicas,
+    canary_service_name,
+    second_version_replicas,
+    version_name,
 )
 
 __all__ = [
@@ -214,6 +219,7 @@ __all__ = [
     "TLS_POLICY",
     "TaintConfig",
     "UpdateStrategyConfig",
+    "VersionKind",
     "Visibility",
     "VpcConfig",
     "addon_mode",
@@ -221,6 +227,8 @@ __all__ = [
     "amp_workspace",
     "api_gpus",
     "api_url",
+    "canary_replicas",
+    "canary_service_name",
     "config_from_pulumi",
     "default_ami_type",
     "duration_seconds",
@@ -237,8 +245,10 @@ __all__ = [
     "scaling_metric",
     "scaling_target",
     "scraper_peers",
+    "second_version_replicas",
     "sqs_queue",
     "surge_replicas",
     "uses_keda",
     "uses_prometheus",
+    "version_name",
 ]

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from .apis import ApiConfig, api_gpus, surge_replicas
 from .node_groups import NodeGroupConfig, gpus_per_node
+from .traffic import second_version_replicas
 
 
 @dataclass(frozen=True)
@@ -13,9 +14,9 @@ class GpuDemand:
     """GPUs a group's APIs need at peak, and what the group can give."""
 
     steady: int
-    """GPUs of all the group's APIs at maxReplicas."""
+    """GPUs of all the group's APIs at maxReplicas, with their canaries at maxReplicas and their shadows."""
     surge: int
-    """GPUs of the largest single rollout surge at maxReplicas (rollouts of different APIs rarely overlap)."""
+    """GPUs of the largest single rollout surge at maxReplicas (rollouts of different Deployments rarely overlap)."""
     capacity: int
     """maxSize x GPUs per node."""
 
@@ -30,9 +31,11 @@ def gpu_demand(group_name: str, group: NodeGroupConfig, apis: dict[str, ApiConfi
     per_node = gpus_per_node(group)
     if not per_node or not on_group:
         return None
+    # A canary or shadow runs the API's pod spec on the API's group: its GPUs count like the API's own.
     return GpuDemand(
-        steady=sum(a.autoscaling.max_replicas * api_gpus(a) for a in on_group),
-        surge=max(surge_replicas(a, a.autoscaling.max_replicas) * api_gpus(a) for a in on_group),
+        steady=sum((a.autoscaling.max_replicas + second_version_replicas(a)) * api_gpus(a) for a in on_group),
+        surge=max(surge_replicas(a, replicas) * api_gpus(a) for a in on_group
+                  for replicas in (a.autoscaling.max_replicas, second_version_replicas(a)) if replicas),
         capacity=group.max_size * per_node,
     )
 

@@ -38,10 +38,23 @@ class GuardrailsConfig(_Model):
 
 
 def gpus_at_max(apis: dict[str, ApiConfig]) -> int:
-    """GPUs all APIs request at maxReplicas."""
+    """GPUs all APIs request at maxReplicas, their canaries at maxReplicas and their shadows included."""
     from .apis import api_gpus
+    from .traffic import second_version_replicas
 
-    return sum(api.autoscaling.max_replicas * api_gpus(api) for api in apis.values())
+    return sum((api.autoscaling.max_replicas + second_version_replicas(api)) * api_gpus(api)
+               for api in apis.values())
+
+
+def _share(api: ApiConfig) -> str:
+    """``6x1``, or ``6x1 + canary 2x1``: replicas x GPUs of the API and of its second version."""
+    from .apis import api_gpus
+    from .traffic import second_version_replicas
+
+    gpus = api_gpus(api)
+    second = second_version_replicas(api)
+    kind = "canary" if api.canary is not None else "shadow"
+    return f"{api.autoscaling.max_replicas}x{gpus}" + (f" + {kind} {second}x{gpus}" if second else "")
 
 
 def _check_guardrails(guardrails: GuardrailsConfig, apis: dict[str, ApiConfig],
@@ -52,8 +65,7 @@ def _check_guardrails(guardrails: GuardrailsConfig, apis: dict[str, ApiConfig],
     if total > guardrails.max_gpus:
         from .apis import api_gpus
 
-        shares = ", ".join(f"{n} {a.autoscaling.max_replicas}x{api_gpus(a)}" for n, a in sorted(apis.items())
-                           if api_gpus(a))
+        shares = ", ".join(f"{n} {_share(a)}" for n, a in sorted(apis.items()) if api_gpus(a))
         yield Issue(path + ("maxGpus",), f"the APIs request {total} GPUs at maxReplicas ({shares}), more than the "
                                          f"stack's ceiling of {guardrails.max_gpus}; lower maxReplicas or raise "
                                          "the ceiling")

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 Visibility = Literal["internal", "public"]
 
+VersionKind = Literal["canary", "shadow"]
+"""The two kinds of second version an API can run beside its stable one."""
+
 HOST = r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 """A DNS host name (a leading ``*.`` for a wildcard), lower case."""
 
@@ -137,15 +140,48 @@ def _check_traffic(name: str, api: ApiConfig, path: tuple[str | int, ...]) -> It
         if expose is None:
             yield Issue(path + ("canary",), "splits the load balancer's traffic by weight and needs expose; "
                                             "expose the API, or try the version as a shadow")
-        if canary.min_replicas is not None and canary.max_replicas is not None \
-                and canary.min_replicas > canary.max_replicas:
-            yield Issue(path + ("canary", "maxReplicas"), f"maxReplicas {canary.max_replicas} is less than "
-                                                          f"minReplicas {canary.min_replicas}")
+        low, high = canary_replicas(api)
+        if low > high:
+            given = "" if canary.max_replicas is not None else (
+                f" (unset: the API's maxReplicas {api.autoscaling.max_replicas} x weight {canary.weight}%)")
+            yield Issue(path + ("canary", "maxReplicas"), f"maxReplicas {high}{given} is less than minReplicas "
+                                                          f"{low}; set maxReplicas to {low} or more")
     if api.shadow is not None and not api.proxy.enabled:
         yield Issue(path + ("shadow",), "the proxy mirrors the requests; turn it on (proxy.enabled: true): the "
                                         "load balancer cannot mirror traffic")
     if api.shadow is not None and api.canary is not None:
         yield Issue(path + ("shadow",), "one second version at a time: a canary or a shadow")
+
+
+def canary_replicas(api: ApiConfig) -> tuple[int, int]:
+    """(minReplicas, maxReplicas) of the API's canary, defaults applied: 1, and maxReplicas x weight% (at least 1)."""
+    canary = api.canary
+    assert canary is not None
+    low = 1 if canary.min_replicas is None else canary.min_replicas
+    # Integer ceiling: the canary can take its share of the API's peak.
+    share = -(-api.autoscaling.max_replicas * canary.weight // 100)
+    high = max(1, share) if canary.max_replicas is None else canary.max_replicas
+    return low, high
+
+
+def version_name(api: str, kind: VersionKind) -> str:
+    """``<api>-canary`` or ``<api>-shadow``: the name of a second version's objects and its selector label value."""
+    return f"{api}-{kind}"
+
+
+def canary_service_name(api: str) -> str:
+    """The canary's Service, in the API's namespace, on the API Service's port (80, same target port): the
+    second target of the load balancer's weighted forward."""
+    return version_name(api, "canary")
+
+
+def second_version_replicas(api: ApiConfig) -> int:
+    """Most replicas the API's canary (at maxReplicas) or shadow runs; 0 without either."""
+    if api.canary is not None:
+        return canary_replicas(api)[1]
+    if api.shadow is not None:
+        return api.shadow.replicas
+    return 0
 
 
 def _in_zone(host: str, zone: str) -> bool:

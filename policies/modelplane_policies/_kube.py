@@ -1,8 +1,10 @@
 """Kubernetes objects as the rules read them: workloads, their containers, and which modelplane API they are.
 
 A modelplane API's objects carry ``app.kubernetes.io/managed-by: modelplane``
-and ``modelplane.io/api: <name>``; for those, messages name the stack-file key
-that fixes a violation, for anything else the Kubernetes field.
+and ``modelplane.io/api: <name>`` (a canary's or shadow's also
+``modelplane.io/canary-of`` or ``modelplane.io/shadow-of: <name>``); for
+those, messages name the stack-file key that fixes a violation, for anything
+else the Kubernetes field.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from ._values import UNKNOWN, Unknown, dig, is_unknown, quantity
 
 __all__ = [
     "API_LABEL", "AUTOSCALERS", "DEPLOYMENT", "GPU_RESOURCE", "HPAS", "NAMESPACE", "NETWORK_POLICY", "PDB",
-    "SCALED_OBJECT", "WORKLOADS", "Autoscaler", "Container", "Workload", "api_of", "autoscalers_of", "fix",
-    "namespace_of", "workloads",
+    "SCALED_OBJECT", "VERSION_OF", "WORKLOADS", "Autoscaler", "Container", "Workload", "api_of", "autoscalers_of",
+    "fix", "namespace_of", "replicas_key", "version_of", "workloads",
 ]
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -45,13 +47,50 @@ DEFAULT_NAMESPACE = "default"
 """Where an object without ``metadata.namespace`` goes (the provider's default namespace)."""
 
 
-def api_of(resource: Resource) -> str | None:
-    """The modelplane API an object belongs to, from its labels; None for anything modelplane did not make."""
+VERSION_OF = {"canary": "modelplane.io/canary-of", "shadow": "modelplane.io/shadow-of"}
+"""Labels on the objects of an API's canary or shadow, naming the API (their ``modelplane.io/api`` is
+``<api>-canary`` or ``<api>-shadow``, their own selector value)."""
+
+
+def _modelplane_labels(resource: Resource) -> dict[str, Any] | None:
     labels = dig(resource.props, "metadata", "labels")
     if not isinstance(labels, dict) or labels.get(MANAGED_BY) != MODELPLANE:
         return None
-    api = labels.get(API_LABEL)
-    return api if isinstance(api, str) else None
+    return labels
+
+
+def api_of(resource: Resource) -> str | None:
+    """The modelplane API an object belongs to (a canary's or shadow's: the API's), from its labels; None for
+    anything modelplane did not make."""
+    labels = _modelplane_labels(resource)
+    if labels is None:
+        return None
+    for label in (*VERSION_OF.values(), API_LABEL):
+        api = labels.get(label)
+        if isinstance(api, str):
+            return api
+    return None
+
+
+def version_of(resource: Resource) -> str | None:
+    """``canary`` or ``shadow`` for the objects of an API's second version; None otherwise."""
+    labels = _modelplane_labels(resource)
+    if labels is None:
+        return None
+    return next((version for version, label in VERSION_OF.items() if isinstance(labels.get(label), str)), None)
+
+
+def replicas_key(resource: Resource, bound: Literal["minReplicas", "maxReplicas"]) -> str | None:
+    """The stack-file key of a replica bound of the API (or second version) ``resource`` belongs to."""
+    api = api_of(resource)
+    if api is None:
+        return None
+    version = version_of(resource)
+    if version == "canary":
+        return f"modelplane:apis.{api}.canary.{bound}"
+    if version == "shadow":
+        return f"modelplane:apis.{api}.shadow.replicas"
+    return f"modelplane:apis.{api}.autoscaling.{bound}"
 
 
 def namespace_of(resource: Resource) -> str | Unknown:
@@ -141,6 +180,29 @@ class Workload:
     @property
     def api(self) -> str | None:
         return api_of(self.resource)
+
+    @property
+    def version(self) -> str | None:
+        """``canary`` or ``shadow`` for an API's second version."""
+        return version_of(self.resource)
+
+    @property
+    def selector_value(self) -> str | None:
+        """Its ``modelplane.io/api`` label: the API's name, or ``<api>-canary`` / ``<api>-shadow``."""
+        value = dig(self.resource.props, "metadata", "labels", API_LABEL)
+        return value if isinstance(value, str) else None
+
+    def replicas_key(self, bound: Literal["minReplicas", "maxReplicas"]) -> str | None:
+        return replicas_key(self.resource, bound)
+
+    def image_key(self, container: Container) -> str | None:
+        """The stack-file key of a container's image (a second version's serving image is in its own block)."""
+        key = self.key(container)
+        if key is None:
+            return None
+        if self.version is not None and container.kind == "container" and container.name == MAIN_CONTAINER:
+            return f"{key}.{self.version}.image"
+        return f"{key}.image"
 
     def __str__(self) -> str:
         name = self.name if isinstance(self.name, str) else self.resource.name

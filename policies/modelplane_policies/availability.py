@@ -44,7 +44,8 @@ def _pdb_per_api(stack: Stack) -> Iterator[Finding]:
         if not any(_covers(pdb, workload, ("spec", "selector")) for pdb in budgets):
             yield Finding(
                 f"Add a PodDisruptionBudget in namespace {workload.namespace!r} whose selector matches the pods of "
-                f"{workload} (modelplane's ModelApi makes one: maxUnavailable 1 on modelplane.io/api={workload.api}): "
+                f"{workload} (modelplane's ModelApi makes one: maxUnavailable 1 on modelplane.io/api="
+                f"{workload.selector_value}): "
                 f"without it a node drain or upgrade may evict every replica at once.",
                 workload.resource.urn)
 
@@ -65,6 +66,8 @@ def _min_two_replicas(stack: Stack) -> Iterator[Finding]:
     for workload in workloads(stack):
         if not any(c.serves is True for c in workload.containers()) or _queue_worker(workload, stack):
             continue
+        if workload.version == "shadow":
+            continue  # a shadow answers nobody: a drain loses only copies of requests
         autoscalers, maybe = autoscalers_of(workload, stack)
         if maybe:
             continue
@@ -78,7 +81,7 @@ def _min_two_replicas(stack: Stack) -> Iterator[Finding]:
             if floor is None or floor >= 2:
                 continue
             key = workload.key()
-            target = f"{key}.autoscaling.minReplicas" if key else field
+            target = workload.replicas_key("minReplicas") or field
             subject = f" for {workload}" if key else ""
             if floor == 0:
                 effect = ("at 0 replicas it refuses every request until a replica starts (to scale to zero, "
@@ -116,7 +119,7 @@ RULES = [
     Rule("min-two-replicas", "Serving workloads keep at least 2 replicas (autoscaler minimum or replicas).",
          "With one replica a node drain removes every endpoint until the new pod is ready (measured on a real "
          "control plane); at zero every request fails until a replica starts. Queue workers, scaled only on "
-         "queues, are exempt: their messages wait.",
+         "queues, are exempt: their messages wait; so are an API's shadows, which answer nobody.",
          f"{EKS_GUIDE}/application.html", _min_two_replicas, prod_only=True),
     Rule("network-policy-per-namespace",
          "Every namespace that runs a model API has an Ingress NetworkPolicy selecting the API's pods.",

@@ -146,8 +146,7 @@ def _gpu_ceiling(stack: Stack) -> Iterator[Finding]:
         return
     parts = ", ".join(f"{w} {gpus} x {replicas:g}" for w, gpus, replicas, _ in demands)
     for workload, gpus, replicas, source in demands:
-        key = workload.key()
-        where = fix(key and key + ".autoscaling.maxReplicas", source)
+        where = fix(workload.replicas_key("maxReplicas"), source)
         yield Finding(
             f"Lower the GPUs the workloads can reach to the ceiling of {ceiling:g} (they reach {total:g}: {parts}): "
             f"lower the replicas of {workload} ({where}; {gpus} GPU(s) x {replicas:g}), or raise the ceiling "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from ._kube import AUTOSCALERS, NAMESPACE, WORKLOADS, Autoscaler, Container, Workload, api_of, fix
+from ._kube import AUTOSCALERS, NAMESPACE, WORKLOADS, Autoscaler, Container, Workload, api_of, fix, replicas_key
 from ._rule import Resource, Rule
 from ._values import UNKNOWN, dig, is_unknown, number, quantity, selects, show
 
@@ -137,8 +137,7 @@ def _images_by_digest(resource: Resource) -> Iterator[str]:
         image = container.body.get("image")
         if not isinstance(image, str) or DIGEST.search(image):
             continue
-        key = workload.key(container)
-        where = fix(key and key + ".image", container.field + ".image")
+        where = fix(workload.image_key(container), container.field + ".image")
         if "@sha256:" in image:
             digest = image.rsplit("@sha256:", 1)[1]
             yield (f"Fix the digest of image {image!r} of {container.label} of {workload}: a sha256 digest is 64 "
@@ -172,10 +171,9 @@ def _min_le_max_replicas(resource: Resource) -> Iterator[str]:
     low, high = number(autoscaler.min_replicas()), number(autoscaler.max_replicas())
     if low is None or high is None or low <= high:
         return
-    api = api_of(resource)
     yield (f"Set {autoscaler.min_field} of {autoscaler} ({low:g}) at most its {autoscaler.max_field} ({high:g}): "
            f"the autoscaler cannot hold both bounds "
-           f"({fix(api and f'modelplane:apis.{api}.autoscaling.minReplicas', 'spec.' + autoscaler.min_field)}).")
+           f"({fix(replicas_key(resource, 'minReplicas'), 'spec.' + autoscaler.min_field)}).")
 
 
 POD_SECURITY = "pod-security.kubernetes.io/enforce"
