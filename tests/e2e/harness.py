@@ -14,6 +14,7 @@ policy packs (CrossGuard): the CLI starts them through the toolchain's own
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -639,6 +640,41 @@ class Cluster:
             self.kube.wait_for(f"CRD {crd['metadata']['name']} established", lambda name=crd["metadata"]["name"]:
                                self.kube.run("wait", "--for", "condition=established", "--timeout=10s",
                                              f"crd/{name}", check=False).returncode == 0, 60)
+
+
+@contextlib.contextmanager
+def load_balancer_stand_in(kube: Kube, every: float = 1.0) -> Iterator[None]:
+    """What the AWS Load Balancer Controller answers an Ingress of class ``alb``: a hostname in its status.
+
+    The provider waits for that address before it calls an Ingress created, so a control plane
+    without AWS needs something to give one. Like kwok for nodes, this plays the controller's part
+    in the API and nothing more (no load balancer exists): a thread sets each new ``alb`` Ingress's
+    ``status.loadBalancer`` to one hostname per IngressGroup.
+    """
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.wait(every):
+            listed = kube.run("get", "ingress", "-A", "-o", "json", check=False)
+            if listed.returncode != 0:
+                continue
+            for ingress in json.loads(listed.stdout).get("items", []):
+                if ingress["spec"].get("ingressClassName") != "alb" or \
+                        (ingress.get("status", {}).get("loadBalancer") or {}).get("ingress"):
+                    continue
+                meta = ingress["metadata"]
+                group = (meta.get("annotations") or {}).get("alb.ingress.kubernetes.io/group.name", meta["name"])
+                status = {"status": {"loadBalancer": {"ingress": [{"hostname": f"k8s-{group}.elb.e2e.local"}]}}}
+                kube.run("patch", "ingress", meta["name"], "-n", meta["namespace"], "--subresource=status",
+                         "--type=merge", "-p", json.dumps(status), check=False)
+
+    thread = threading.Thread(target=answer, name="load-balancer-stand-in", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def start_cluster(instance: Path, minor: str) -> Iterator[Cluster]:

@@ -16,6 +16,7 @@ and healthy; the fixture destroys it at the end.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ EXPOSE = {"visibility": "internal", "allowHttp": True}
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 NETPOL = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
 REPLACED = {"replace", "create-replacement", "delete-replaced"}
 
 
@@ -48,6 +50,11 @@ def traffic_config(cluster: Cluster) -> dict[str, Any]:
     api = copy.deepcopy(config[APIS]["sentiment"])
     assert api["image"] == STABLE_IMAGE
     config[APIS] = {API: {**api, "expose": EXPOSE}}
+    # The controller "runs" (harness.load_balancer_stand_in answers the Ingress); the NetworkPolicies
+    # admit the load balancers' addresses.
+    existing = config["modelplane:cluster"]["existing"]
+    existing.setdefault("addons", {})["loadBalancerController"] = "present"
+    existing["vpcCidr"] = "10.0.0.0/16"
     return config
 
 
@@ -134,10 +141,11 @@ def live(cluster: Cluster, crd_schemas: Path, workspace: harness.Workspace) -> I
     config = traffic_config(cluster)
     cluster.prepare(config, crd_schemas)
     stack = workspace.stack(STACK, config)
-    stack.up()
-    wait_ready(cluster.kube, API)
-    yield stack
-    stack.destroy()
+    with harness.load_balancer_stand_in(cluster.kube):
+        stack.up()
+        wait_ready(cluster.kube, API)
+        yield stack
+        stack.destroy()
 
 
 def test_adding_a_canary_creates_only_its_objects_and_the_api_service_keeps_the_stable_pods(
@@ -146,14 +154,22 @@ def test_adding_a_canary_creates_only_its_objects_and_the_api_service_keeps_the_
     live.set_config(with_api(live.config, canary={"image": CANARY_IMAGE, "weight": 10}))
 
     plan = planned(live.preview())
+    # The API's Ingress takes the weighted split (an update in place); everything else is the canary's, new.
+    [ingress] = [u for u in before if type_of(u) == INGRESS]
+    assert plan.pop(ingress) == {"update"}
     assert plan and set().union(*plan.values()) == {"create"}, plan
-    assert not set(plan) & before, "adding a canary touched a resource the API had"
+    assert not set(plan) & before, "adding a canary touched a resource the API had besides its Ingress"
     assert {(type_of(u), name_of(u)) for u in plan} >= {
         ("modelplane:index:SecondVersion", CANARY), (DEPLOYMENT, CANARY), ("kubernetes:core/v1:Service",
                                                                          f"{CANARY}-svc")}
     steps, result = live.up()
-    assert set(result.summary.resource_changes) == {"same", "create"}, result.summary.resource_changes
+    assert set(result.summary.resource_changes) == {"same", "create", "update"}, result.summary.resource_changes
+    assert result.summary.resource_changes["update"] == 1
     wait_ready(cluster.kube, CANARY)
+    split = json.loads(cluster.kube.get("ingress", API, API)["metadata"]["annotations"][
+        f"alb.ingress.kubernetes.io/actions.{API}-weighted"])
+    assert [(g["serviceName"], g["weight"]) for g in split["forwardConfig"]["targetGroups"]] == [
+        (API, 90), (CANARY, 10)]
     assert image_of(cluster.kube, CANARY) == CANARY_IMAGE and image_of(cluster.kube, API) == STABLE_IMAGE
 
     stable = pods(cluster.kube, f"modelplane.io/api={API}")
@@ -172,11 +188,13 @@ def test_promotion_previews_as_an_update_of_the_stable_deployment_and_deletes_of
         cluster: Cluster, live: LiveStack) -> None:
     canary_urns = version_urns(live, CANARY)
     [stable] = [r["urn"] for r in live.resources() if r["type"] == DEPLOYMENT and name_of(r["urn"]) == API]
+    [ingress] = [r["urn"] for r in live.resources() if r["type"] == INGRESS]
     promoted = with_api(live.config, image=CANARY_IMAGE, canary=None)
     live.set_config(promoted)
 
     plan = planned(live.preview())
-    assert plan == {stable: {"update"}, **{urn: {"delete"} for urn in canary_urns}}, plan
+    # The stable Deployment rolls to the canary's image, the Ingress sends everything to it again.
+    assert plan == {stable: {"update"}, ingress: {"update"}, **{urn: {"delete"} for urn in canary_urns}}, plan
     assert len(canary_urns) >= 8   # the component, its Deployment, Service, PDB, policy, ConfigMap, autoscaler
     steps, result = live.up()
     assert planned(steps) == plan
