@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .config import TLS_POLICY, ApiConfig, ExposeConfig
+from .config import TLS_POLICY, ApiConfig, ExposeConfig, canary_service_name
 
 __all__ = ["ALB_PREFIX", "READINESS_GATE_LABEL", "Exposure", "expose_api", "group_name", "ingress_metadata"]
 
@@ -77,7 +77,8 @@ def ingress_metadata(name: str, spec: ApiConfig, cluster: str, health_path: str,
         weight = spec.canary.weight
         annotations[f"{ALB_PREFIX}actions.{backend}"] = json.dumps({"type": "forward", "forwardConfig": {
             "targetGroups": [{"serviceName": name, "servicePort": str(SERVICE_PORT), "weight": 100 - weight},
-                             {"serviceName": f"{name}-canary", "servicePort": str(SERVICE_PORT), "weight": weight}]}})
+                             {"serviceName": canary_service_name(name), "servicePort": str(SERVICE_PORT),
+                              "weight": weight}]}})
     return annotations
 
 

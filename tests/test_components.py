@@ -273,6 +273,8 @@ UNTAGGABLE = {
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:iam/rolePolicy:RolePolicy",
     "aws:ec2/routeTableAssociation:RouteTableAssociation",
+    "aws:acm/certificateValidation:CertificateValidation",
+    "aws:route53/record:Record",
 }
 
 
