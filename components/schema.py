@@ -81,7 +81,8 @@ VALIDATOR_ONLY: dict[str, str] = {
     "vpc": "an existing VPC (vpc.id) with two privateSubnetIds at least and no cidr, availabilityZones or "
            "natGateways; subnet ids only with vpc.id",
     "endpoint": "endpoint public or private; private off only with 0.0.0.0/0 in publicAccessCidrs",
-    "prometheus": "prometheus.retention only for a Prometheus modelplane installs",
+    "prometheus": "prometheus.retention only for a Prometheus modelplane installs; prometheus.scrapers when an "
+                  "isolated API scales on request metrics of a Prometheus outside the cluster",
     "existing": "on an existing cluster: exactly one of kubeconfig, kubeconfigPath and stackReference; "
                 "oidcProviderArn together with oidcIssuer; none of the keys of a cluster or nodes modelplane "
                 "creates (vpc, endpoint, systemNodeGroup, logTypes, deletionProtection, desiredSize, diskSizeGib, "

@@ -246,7 +246,8 @@ def test_no_keda_or_prometheus_when_every_api_scales_on_cpu(render, stack_config
         ((APIS, "doc-embed"), stack_configs.DELETE)))
 
     releases = {r.name for r in plan.by_type("kubernetes:helm.sh/v3:Release")}
-    assert releases == {"ml-dev-cluster-autoscaler", "ml-dev-nvidia-device-plugin"}
+    assert releases == {"ml-dev-cluster-autoscaler", "ml-dev-nvidia-device-plugin",
+                        "ml-dev-aws-load-balancer-controller"}
     assert not plan.by_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")
 
 

@@ -34,8 +34,8 @@ def test_plan_prints_the_dev_estate(capsys: pytest.CaptureFixture[str]) -> None:
     assert "stack dev (stacks/Pulumi.dev.yaml), cluster ml-dev" in out
     assert "eks:index:Cluster" in out and "kubernetes:apps/v1:Deployment" in out
     assert "ModelApi sentiment" in out and "GpuNodeGroup gpu-spot" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines()[out.splitlines().index("Model APIs") + 3:]
-            if line.startswith("  ") and not line.startswith("  -")}
+    table = out.split("\nModel APIs\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    rows = {line.split()[0]: line.split() for line in table}
     assert rows["image-embed"][1:4] == ["clip-embed:0.9.1", "1-3", "1"]
     assert rows["image-embed"][-2:] == ["1/0", "gpu-spot"]
     assert rows["sentiment"][-2:] == ["25%/25%", "cpu"]

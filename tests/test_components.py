@@ -53,10 +53,17 @@ GPU_TAINT_EKS = {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDUL
 # ------------------------------------------------------------------------ exact children
 
 DEV_EXTRA_CHILDREN = {
-    # Behind the proxy (content-named Envoy ConfigMap), scraped by the installed Prometheus.
-    "sentiment": {(CONFIG_MAP, "sentiment-proxy"), (POD_MONITOR, "sentiment-metrics")},
+    # Behind the proxy (content-named Envoy ConfigMap), scraped by the installed Prometheus; public over
+    # HTTPS: its Ingress, the certificate requested and DNS-validated in the zone, the host's record.
+    "sentiment": {(CONFIG_MAP, "sentiment-proxy"), (POD_MONITOR, "sentiment-metrics"),
+                  ("kubernetes:networking.k8s.io/v1:Ingress", "sentiment-ingress"),
+                  ("aws:acm/certificate:Certificate", "sentiment-cert"),
+                  ("aws:acm/certificateValidation:CertificateValidation", "sentiment-cert"),
+                  ("aws:route53/record:Record", "sentiment-cert-validation"),
+                  ("aws:route53/record:Record", "sentiment-dns")},
     # Reads its model from S3: an IAM role for its service account.
     "image-embed": {(CONFIG_MAP, "image-embed-proxy"), (POD_MONITOR, "image-embed-metrics"),
+                    ("kubernetes:networking.k8s.io/v1:Ingress", "image-embed-ingress"),
                     (ROLE, "image-embed-api"), (ROLE_POLICY, "image-embed-model-reader")},
     # An async worker without proxy: its own SQS queue, a role to consume it, KEDA allowed to read its depth.
     "doc-embed": {("aws:sqs/queue:Queue", "doc-embed-queue"), (ROLE, "doc-embed-api"),
@@ -136,6 +143,10 @@ def test_serving_cluster_children(dev_plan, find) -> None:
         (ROLE, "ml-dev-keda"),
         (RELEASE, "ml-dev-keda"),
         (RELEASE, "ml-dev-kube-prometheus-stack"),
+        # dev exposes two APIs: the AWS Load Balancer Controller with its IAM role.
+        (ROLE, "ml-dev-aws-load-balancer-controller"),
+        ("aws:iam/rolePolicy:RolePolicy", "ml-dev-aws-load-balancer-controller"),
+        (RELEASE, "ml-dev-aws-load-balancer-controller"),
     }
 
     assert find.children(dev_plan, SERVING_CLUSTER, "ml-dev") == {
@@ -852,7 +863,7 @@ def test_helm_release_names_fit_helms_limit_for_the_longest_cluster_name(render,
     releases = render("dev", config).by_type(RELEASE)
 
     # Autonamed releases embed the cluster name and overflow; fixed names do not.
-    assert len(releases) == 4
+    assert len(releases) == 5
     for release in releases:
         name = release.inputs.get("name") or release.name + "x" * AUTONAME_SUFFIX
         assert len(name) <= HELM_RELEASE_NAME_MAX, (release.name, len(name))

@@ -91,14 +91,16 @@ def on(key: tuple[str | int, ...], value: Any, base: str = "dev") -> Variation:
 
 EKS_CLUSTER = {
     "kubeconfigPath": "~/.kube/config",
+    "vpcId": "vpc-0aaa",
     "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/AAAA",
     "oidcIssuer": "https://oidc.eks.us-east-1.amazonaws.com/id/AAAA",
 }
 """An existing EKS cluster reached by a kubeconfig file, with its IAM OIDC provider."""
 POOLS_ONLY = (((GROUPS, "gpu-spot", "diskSizeGib"), DELETE),)
 """dev's node groups as descriptions of existing pools: without the key that sizes a disk modelplane would create."""
-NO_AWS = (((APIS, "doc-embed"), DELETE), ((APIS, "image-embed", "modelUri"), DELETE))
-"""dev without its APIs that need AWS (a queue, a model in S3)."""
+NO_AWS = (((APIS, "doc-embed"), DELETE), ((APIS, "image-embed", "modelUri"), DELETE),
+          ((APIS, "sentiment", "expose"), DELETE), ((APIS, "image-embed", "expose"), DELETE))
+"""dev without its APIs that need AWS (a queue, a model in S3, a load balancer)."""
 
 BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
     "dev": (),
@@ -403,7 +405,7 @@ VARIATIONS |= {
     "apis.*.expose.host": on((*SENTIMENT, "expose", "host"), "s.ml.example.com", base="exposed"),
     "apis.*.expose.path": on((*SENTIMENT, "expose", "path"), "/t", base="exposed"),
     "apis.*.expose.allowFrom": on((*SENTIMENT, "expose", "allowFrom"), ["10.9.0.0/16"], base="exposed"),
-    "apis.*.expose.idleTimeoutSeconds": on((*SENTIMENT, "expose", "idleTimeoutSeconds"), 120, base="exposed"),
+    "apis.*.expose.idleTimeoutSeconds": on((*SENTIMENT, "expose", "idleTimeoutSeconds"), 120),
     "apis.*.expose.certificate.arn": on((*SENTIMENT, "expose", "certificate", "arn"),
                                         "arn:aws:acm:us-east-1:123456789012:certificate/"
                                         "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", base="exposed-arn"),

@@ -73,6 +73,13 @@ def exposed_plan(render, stack_configs) -> Plan:
 
 
 @pytest.fixture(scope="module")
+def unexposed_plan(render, stack_configs) -> Plan:
+    """dev with none of its APIs exposed."""
+    return render("dev", stack_configs.edited("dev", (("modelplane:apis", "sentiment", "expose"), stack_configs.DELETE),
+                                              (("modelplane:apis", "image-embed", "expose"), stack_configs.DELETE)))
+
+
+@pytest.fixture(scope="module")
 def policy(exposed_plan: Plan, find) -> dict[str, Any]:
     return json.loads(find.one(exposed_plan, ROLE_POLICY, CONTROLLER).inputs["policy"])
 
@@ -96,17 +103,18 @@ def _resources(statement: dict[str, Any]) -> list[str]:
 
 # ------------------------------------------------------------------------ a created cluster
 
-def test_an_exposed_api_adds_the_release_its_role_and_policy_to_the_cluster(dev_plan, exposed_plan, find) -> None:
-    before = find.children(dev_plan, SERVING_CLUSTER, "ml-dev")
+def test_an_exposed_api_adds_the_release_its_role_and_policy_to_the_cluster(unexposed_plan, exposed_plan,
+                                                                            find) -> None:
+    before = find.children(unexposed_plan, SERVING_CLUSTER, "ml-dev")
     after = find.children(exposed_plan, SERVING_CLUSTER, "ml-dev")
 
     assert after - before == {(RELEASE, CONTROLLER), (ROLE, CONTROLLER), (ROLE_POLICY, CONTROLLER)}
     assert before <= after
 
 
-def test_no_exposed_api_no_controller(dev_plan) -> None:
-    assert not [r for r in dev_plan.resources if "load-balancer-controller" in r.name]
-    assert not dev_plan.config.installs_load_balancer_controller
+def test_no_exposed_api_no_controller(unexposed_plan) -> None:
+    assert not [r for r in unexposed_plan.resources if "load-balancer-controller" in r.name]
+    assert not unexposed_plan.config.installs_load_balancer_controller
 
 
 def test_release_is_pinned_in_kube_system_with_a_fixed_name(exposed_plan, find) -> None:
@@ -287,7 +295,7 @@ def test_chart_can_come_from_a_mirror_at_another_version(render, stack_configs, 
     assert "repositoryOpts" not in release
 
 
-def test_plan_lists_the_controller_as_an_add_on(dev_plan, exposed_plan) -> None:
+def test_plan_lists_the_controller_as_an_add_on(unexposed_plan, exposed_plan) -> None:
     from modelplane.cli import format_plan
 
     def row(plan: Plan) -> str:
@@ -297,7 +305,7 @@ def test_plan_lists_the_controller_as_an_add_on(dev_plan, exposed_plan) -> None:
 
     assert row(exposed_plan) == ("installed by modelplane aws-load-balancer-controller 3.5.0 from "
                                  "https://aws.github.io/eks-charts")
-    assert row(dev_plan) == "not needed -"
+    assert row(unexposed_plan) == "not needed -"
 
 
 def test_exposed_render_stays_strict_valid(exposed_plan, find) -> None:

@@ -8,6 +8,8 @@ import pytest
 
 from modelplane.config import ConfigError, parse_estate
 
+from conftest import DELETE
+
 APIS = "modelplane:apis"
 CLUSTER = "modelplane:cluster"
 SOURCE = "stacks/Pulumi.dev.yaml"
@@ -16,7 +18,14 @@ MONITORING = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name
 DNS = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+UNEXPOSED = (((APIS, "sentiment", "expose"), DELETE), ((APIS, "image-embed", "expose"), DELETE))
+"""dev with its APIs inside the cluster only (exposed ones also admit the load balancer: tests/test_traffic.py)."""
 AWS_HTTPS = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+
+
+@pytest.fixture(scope="module")
+def inner_plan(render, stack_configs):
+    return render("dev", stack_configs.edited("dev", *UNEXPOSED))
 
 
 def policy(plan, find, api: str) -> dict[str, Any]:
@@ -34,8 +43,8 @@ def issues(config: dict[str, Any]) -> dict[str, str]:
     return {issue.where(): issue.message for issue in caught.value.issues}
 
 
-def test_a_proxied_api_opens_only_the_proxy_to_callers_and_metrics_to_prometheus(dev_plan, find) -> None:
-    spec = policy(dev_plan, find, "sentiment")
+def test_a_proxied_api_opens_only_the_proxy_to_callers_and_metrics_to_prometheus(inner_plan, find) -> None:
+    spec = policy(inner_plan, find, "sentiment")
 
     assert spec["podSelector"] == {"matchLabels": {"modelplane.io/api": "sentiment"}}
     assert spec["policyTypes"] == ["Ingress", "Egress"]
@@ -49,10 +58,10 @@ def test_a_proxied_api_opens_only_the_proxy_to_callers_and_metrics_to_prometheus
     assert spec["egress"] == [DNS]
 
 
-def test_the_named_ports_exist_on_the_pods_the_policy_selects(dev_plan, find) -> None:
+def test_the_named_ports_exist_on_the_pods_the_policy_selects(inner_plan, find) -> None:
     for api in ("sentiment", "image-embed", "doc-embed"):
-        spec = policy(dev_plan, find, api)
-        deployment = find.object(dev_plan, "Deployment", api)
+        spec = policy(inner_plan, find, api)
+        deployment = find.object(inner_plan, "Deployment", api)
         pod = deployment["spec"]["template"]
         containers = pod["spec"]["containers"] + pod["spec"].get("initContainers", [])
         names = {port["name"] for c in containers for port in c.get("ports", []) if "name" in port}
@@ -61,9 +70,9 @@ def test_the_named_ports_exist_on_the_pods_the_policy_selects(dev_plan, find) ->
         assert opened_ports(spec) <= names, api
 
 
-def test_apis_that_read_s3_or_a_queue_may_reach_aws_over_https(dev_plan, find) -> None:
-    embed = policy(dev_plan, find, "image-embed")  # modelUri
-    worker = policy(dev_plan, find, "doc-embed")  # queue, no proxy
+def test_apis_that_read_s3_or_a_queue_may_reach_aws_over_https(inner_plan, find) -> None:
+    embed = policy(inner_plan, find, "image-embed")  # modelUri
+    worker = policy(inner_plan, find, "doc-embed")  # queue, no proxy
 
     assert embed["egress"] == [DNS, AWS_HTTPS]
     assert worker["egress"] == [DNS, AWS_HTTPS]
@@ -72,7 +81,7 @@ def test_apis_that_read_s3_or_a_queue_may_reach_aws_over_https(dev_plan, find) -
 
 
 def test_callers_and_destinations_come_from_the_stack_file(render, stack_configs, find) -> None:
-    plan = render("dev", stack_configs.edited("dev", ((*SENTIMENT, "network"), {
+    plan = render("dev", stack_configs.edited("dev", *UNEXPOSED, ((*SENTIMENT, "network"), {
         "allowFrom": [{"namespace": "web", "podLabels": {"app": "cart"}}, {"cidr": "10.1.0.0/16"},
                       {"podLabels": {"role": "client"}}],
         "egress": [{"namespace": "features", "ports": [6379]}, {"cidr": "10.3.0.0/16"}]})))
@@ -92,7 +101,7 @@ def test_callers_and_destinations_come_from_the_stack_file(render, stack_configs
 
 
 def test_metrics_path_opens_the_server_port_to_the_scrapers(render, stack_configs, find) -> None:
-    plan = render("dev", stack_configs.edited("dev", ((*SENTIMENT, "metricsPath"), "/metrics"),
+    plan = render("dev", stack_configs.edited("dev", *UNEXPOSED, ((*SENTIMENT, "metricsPath"), "/metrics"),
                                               ((*SENTIMENT, "network", "allowFrom"), [])))
     spec = policy(plan, find, "sentiment")
 
@@ -102,14 +111,14 @@ def test_metrics_path_opens_the_server_port_to_the_scrapers(render, stack_config
 
 
 def test_an_api_nobody_may_call_denies_all_ingress(render, stack_configs, find) -> None:
-    plan = render("dev", stack_configs.edited("dev", ((APIS, "doc-embed", "network", "allowFrom"), [])))
+    plan = render("dev", stack_configs.edited("dev", *UNEXPOSED, ((APIS, "doc-embed", "network", "allowFrom"), [])))
     spec = policy(plan, find, "doc-embed")
 
     assert "Ingress" in spec["policyTypes"] and "ingress" not in spec
 
 
 def test_isolated_false_leaves_the_namespace_open(render, stack_configs, find) -> None:
-    plan = render("dev", stack_configs.edited("dev", ((*SENTIMENT, "network", "isolated"), False)))
+    plan = render("dev", stack_configs.edited("dev", *UNEXPOSED, ((*SENTIMENT, "network", "isolated"), False)))
 
     assert [o["metadata"]["name"] for o in find.objects(plan, "NetworkPolicy")] == ["doc-embed", "image-embed"]
 
@@ -117,7 +126,8 @@ def test_isolated_false_leaves_the_namespace_open(render, stack_configs, find) -
 def test_scrapers_follow_the_prometheus(render, stack_configs, find) -> None:
     in_cluster = render("dev", stack_configs.edited(
         "dev", ((CLUSTER, "prometheus", "url"), "http://prometheus-operated.observability.svc:9090")))
-    named = render("dev", stack_configs.edited("dev", ((CLUSTER, "prometheus", "scrapers"), [{"cidr": "10.0.4.0/24"}])))
+    named = render("dev", stack_configs.edited("dev", *UNEXPOSED,
+                                               ((CLUSTER, "prometheus", "scrapers"), [{"cidr": "10.0.4.0/24"}])))
 
     assert policy(in_cluster, find, "sentiment")["ingress"][1]["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}}]
@@ -182,7 +192,7 @@ def test_a_present_operator_with_no_known_namespace_is_a_warning(stack_configs) 
     assert any("cluster.prometheus.scrapers is unset" in w for w in estate.warnings), estate.warnings
 
 
-def test_the_vpc_cni_enforces_network_policies_on_a_created_cluster(dev_plan, find) -> None:
-    cluster = find.one(dev_plan, "eks:index:Cluster", "ml-dev")
+def test_the_vpc_cni_enforces_network_policies_on_a_created_cluster(inner_plan, find) -> None:
+    cluster = find.one(inner_plan, "eks:index:Cluster", "ml-dev")
 
     assert cluster.inputs["vpcCniOptions"]["enableNetworkPolicy"] is True

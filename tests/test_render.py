@@ -85,8 +85,11 @@ def test_stack_renders(plan_of, stack: str) -> None:
     assert [r.name for r in plan.by_type("modelplane:index:Estate")] == [plan.config.cluster.name]
     # An existing cluster's kubeconfig is the user's already: only a created cluster exports one.
     created = plan.config.existing is None
-    assert set(plan.outputs) == {"clusterName", "apiUrls"} | ({"kubeconfig"} if created else set())
+    exposed = {name for name, api in plan.config.apis.items() if api.expose is not None}
+    assert set(plan.outputs) == {"clusterName", "apiUrls"} | ({"kubeconfig"} if created else set()) | (
+        {"externalUrls"} if exposed else set())
     assert set(plan.outputs["apiUrls"]) == set(plan.config.apis)
+    assert set(plan.outputs.get("externalUrls", {})) == exposed
 
 
 @pytest.mark.parametrize("stack", STACKS)

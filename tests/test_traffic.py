@@ -10,6 +10,8 @@ import pytest
 
 from modelplane.config import ConfigError, parse_estate
 
+from conftest import DELETE
+
 APIS = "modelplane:apis"
 CLUSTER = "modelplane:cluster"
 SOURCE = "stacks/Pulumi.dev.yaml"
@@ -90,7 +92,9 @@ def test_the_allow_list_and_the_canary_split_are_rules_of_the_api(exposed, find)
                     "backend": {"service": {"name": "image-embed-weighted", "port": {"name": "use-annotation"}}}}
 
 
-def test_the_load_balancer_reaches_the_proxy_port_only_and_gates_rollouts(exposed, dev_plan, find) -> None:
+def test_the_load_balancer_reaches_the_proxy_port_only_and_gates_rollouts(exposed, render, stack_configs,
+                                                                         find) -> None:
+    inner = render("dev", stack_configs.edited("dev", ((APIS, "sentiment", "expose"), DELETE)))
     policy = find.object(exposed, "NetworkPolicy", "sentiment")["spec"]
     namespace = find.object(exposed, "Namespace", "sentiment")
 
@@ -99,10 +103,10 @@ def test_the_load_balancer_reaches_the_proxy_port_only_and_gates_rollouts(expose
     assert all(r["ports"] != [{"port": "http", "protocol": "TCP"}] for r in policy["ingress"])
     assert namespace["metadata"]["labels"]["elbv2.k8s.aws/pod-readiness-gate-inject"] == "enabled"
     # Without expose, neither.
-    plain = find.object(dev_plan, "NetworkPolicy", "sentiment")["spec"]
+    plain = find.object(inner, "NetworkPolicy", "sentiment")["spec"]
     assert not any("ipBlock" in p for rule in plain["ingress"] for p in rule["from"])
     assert "elbv2.k8s.aws/pod-readiness-gate-inject" not in find.object(
-        dev_plan, "Namespace", "sentiment")["metadata"]["labels"]
+        inner, "Namespace", "sentiment")["metadata"]["labels"]
 
 
 def test_the_stack_exports_each_exposed_url(exposed) -> None:
@@ -139,7 +143,8 @@ def test_ingresses_are_strict_valid(exposed, find) -> None:
     ([((APIS, "sentiment", "expose"), {"host": "a.ml.example.com",
                                        "allowFrom": ["10.0.0.0/8", "10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16"]})],
      "sentiment.expose.allowFrom", "at most 5"),
-    ([((APIS, "sentiment", "canary"), CANARY)], "sentiment.canary", "needs expose"),
+    ([((APIS, "sentiment", "expose"), DELETE), ((APIS, "sentiment", "canary"), CANARY)], "sentiment.canary",
+     "needs expose"),
     ([((APIS, "sentiment", "expose"), {}), ((APIS, "sentiment", "canary"), {
         "image": "ghcr.io/acme/sentiment-api:1.4.2", "weight": 5})], "sentiment.canary", "runs exactly what"),
     ([((APIS, "sentiment", "expose"), {}), ((APIS, "sentiment", "canary"), {**CANARY, "weight": 101})],
