@@ -200,15 +200,8 @@ class ModelApi(pulumi.ComponentResource):
                                                     *gpu_ready],
                                         custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
-        service = k8s.core.v1.Service(
-            f"{name}-svc",
-            metadata=metadata,
-            spec={"type": "ClusterIP", "selector": selector,
-                  # Through the proxy when it runs (its limits apply to every request), else to the server.
-                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": service_target_port(spec),
-                             "protocol": "TCP"}]},
-            opts=in_namespace,
-        )
+        service = k8s.core.v1.Service(f"{name}-svc", metadata=metadata, spec=service_spec(spec, selector),
+                                      opts=in_namespace)
         if spec.network.isolated:
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol",
@@ -242,18 +235,8 @@ class ModelApi(pulumi.ComponentResource):
                 },
                 opts=with_crds,
             )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata=metadata,
-            spec={
-                # Drains (node upgrades, spot reclaims, scale-down) take one replica at a time; a
-                # crash-looping replica never blocks a drain.
-                "maxUnavailable": 1,
-                "selector": {"matchLabels": selector},
-                "unhealthyPodEvictionPolicy": "AlwaysAllow",
-            },
-            opts=in_namespace,
-        )
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=metadata, spec=disruption_budget_spec(selector),
+                                          opts=in_namespace)
         source = metric_source(name, namespace_name, spec, cluster, queue_url)
         autoscaling = AutoscalingPolicy(
             f"{name}-autoscaling",
@@ -369,6 +352,18 @@ def scrape_endpoints(spec: ApiConfig) -> list[tuple[str, int, str]]:
     if spec.metrics_path is not None:
         endpoints.append(("http", spec.port, spec.metrics_path))
     return endpoints
+
+
+def service_spec(spec: ApiConfig, selector: dict[str, str]) -> dict[str, Any]:
+    """The ClusterIP Service of an API (or of its canary or shadow): port 80 to the proxy, or to the server."""
+    return {"type": "ClusterIP", "selector": selector,
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": service_target_port(spec), "protocol": "TCP"}]}
+
+
+def disruption_budget_spec(selector: dict[str, str]) -> dict[str, Any]:
+    """Drains (node upgrades, spot reclaims, scale-down) take one replica at a time; a crash-looping replica
+    never blocks a drain."""
+    return {"maxUnavailable": 1, "selector": {"matchLabels": selector}, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
 
 
 def service_target_port(spec: ApiConfig) -> str:

@@ -42,12 +42,12 @@ from .cluster_context import APPLY_ANNOTATIONS, ClusterContext
 from .config import SCRAPE_INTERVAL_SECONDS, ApiConfig, NetworkPeer, VersionKind, canary_replicas, version_name
 from .model_api import (
     API_LABEL,
-    SERVICE_PORT,
     deployment_spec,
+    disruption_budget_spec,
     metric_source,
     rollout_timeout,
     scrape_endpoints,
-    service_target_port,
+    service_spec,
     service_url,
 )
 from .network_policy import api_network_policy_spec
@@ -155,15 +155,8 @@ class SecondVersion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*inherited, proxy_config],
                                         custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
-        k8s.core.v1.Service(
-            f"{name}-svc",
-            metadata=metadata,
-            # The API Service's port and target: the load balancer (canary) and the mirror (shadow) use it alike.
-            spec={"type": "ClusterIP", "selector": selector,
-                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": service_target_port(spec),
-                             "protocol": "TCP"}]},
-            opts=child,
-        )
+        # The API Service's port and target: the load balancer (canary) and the mirror (shadow) use it alike.
+        k8s.core.v1.Service(f"{name}-svc", metadata=metadata, spec=service_spec(spec, selector), opts=child)
         if spec.network.isolated:
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol",
@@ -185,14 +178,9 @@ class SecondVersion(pulumi.ComponentResource):
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*inherited, *args.cluster.crd_releases]),
             )
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata=metadata,
-            # As the API's, a shadow's too: drains take one replica at a time.
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": selector},
-                  "unhealthyPodEvictionPolicy": "AlwaysAllow"},
-            opts=child,
-        )
+        # As the API's, a shadow's too: drains take one replica at a time.
+        k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata=metadata, spec=disruption_budget_spec(selector),
+                                          opts=child)
         if kind == "canary":
             AutoscalingPolicy(
                 f"{name}-autoscaling",
