@@ -19,9 +19,10 @@ from typing import Any
 
 import yaml
 
-from . import __version__
+from . import __version__, pricing
 from .addons import chart_source
 from .charts import ADDON_CHARTS
+from .cost import estimate, format_cost, usd
 from .config import (
     ADDONS,
     ApiConfig,
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     render = commands.add_parser("render", help="write every Kubernetes object and resources.json")
     render.add_argument("--stack", required=True)
     render.add_argument("--out", type=Path, required=True, help="output directory")
+    cost = commands.add_parser("cost", help="print the estate's hourly cost from the bundled price table")
+    cost.add_argument("--stack", required=True)
     validate = commands.add_parser("validate", help="validate one stack file, or all of them")
     validate.add_argument("--stack", default=None)
     commands.add_parser("schema", help="print the JSON Schema of a stack file")
@@ -80,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_POLICY
         elif args.command == "render":
             return _render(project, args.stack, args.out)
+        elif args.command == "cost":
+            _, estate = load_config(project, args.stack)
+            print(format_cost(args.stack, estate.source, estimate(estate)))
         elif args.command == "validate":
             return _validate(project, args.stack)
         elif args.command == "schema":
@@ -251,9 +257,12 @@ def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
                     [row for name in estate.apis for row in (_api_row(estate, name), *_version_rows(estate, name))])
     exposed = [name for name, api in estate.apis.items() if api.expose is not None]
     if exposed:
-        lines += ["", "Traffic (one shared load balancer per visibility)"]
+        balancers = estimate(estate).load_balancers
+        lines += ["", f"Traffic (one shared load balancer per visibility: {len(balancers)}, "
+                      f"{usd(sum(b.hourly(0) or 0 for b in balancers))}/h plus traffic)"]
         lines += _table(["api", "url", "visibility", "certificate", "allowed from", "split"],
                         [_traffic_row(estate, plan, name) for name in exposed])
+    lines += ["", *_cost_lines(plan)]
     cold = [note for name in estate.apis if (note := cold_start_note(estate, name))]
     if cold:
         lines += ["", "Scale to zero"] + [f"  - {note}" for note in cold]
@@ -266,6 +275,22 @@ def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
     if estate.warnings:
         lines += ["", "Warnings"] + [f"  - {w}" for w in estate.warnings]
     return "\n".join(lines)
+
+
+def _cost_lines(plan: Plan) -> list[str]:
+    cost = estimate(plan.config)
+    low, high = cost.total(0), cost.total(1)
+    lines = [f"Hourly cost ({pricing.PRICE_REGION} list prices of {pricing.AS_OF}; `modelplane cost --stack "
+             f"{plan.stack}` itemises it)",
+             f"  {usd(low)}/h at the groups' minimum sizes, {usd(high)}/h at their maximum sizes (spot at the estimate)"]
+    balancers = cost.load_balancers
+    if balancers:
+        lines.append(f"  load balancers: {len(balancers)}, {usd(sum(b.hourly(0) or 0 for b in balancers))}/h "
+                     "in the total, plus their capacity units (traffic)")
+    # The notes that change the figures most; `modelplane cost` gives them all.
+    lines += [f"  - {note}" for note in cost.notes if note.startswith(("the figures", "Kubernetes", "the cluster"))]
+    lines += [f"  - {line.item}: no bundled price for {line.detail.split(',')[0]}, left out" for line in cost.unpriced]
+    return lines
 
 
 def _guardrails_lines(report: PolicyReport) -> list[str]:

@@ -83,6 +83,12 @@ VALIDATOR_ONLY: dict[str, str] = {
     "endpoint": "endpoint public or private; private off only with 0.0.0.0/0 in publicAccessCidrs",
     "prometheus": "prometheus.retention only for a Prometheus modelplane installs; prometheus.scrapers when an "
                   "isolated API scales on request metrics of a Prometheus outside the cluster",
+    "traffic": "expose: a certificate of exactly one of arn and zone, a host inside a zone certificate's zone, "
+               "allowHttp only without a certificate, a certificate for a public API unless allowHttp, at most 5 "
+               "values (path, host, allowFrom CIDRs) in one listener rule; per load balancer: a host and path "
+               "once, HTTPS for all APIs or none, one idleTimeoutSeconds; a canary only with expose, its "
+               "maxReplicas not below its minReplicas; a canary or shadow with a pinned image other than the "
+               "API's run, a shadow only with the proxy on, not both",
     "existing": "on an existing cluster: exactly one of kubeconfig, kubeconfigPath and stackReference; "
                 "oidcProviderArn together with oidcIssuer; none of the keys of a cluster or nodes modelplane "
                 "creates (vpc, endpoint, systemNodeGroup, logTypes, deletionProtection, desiredSize, diskSizeGib, "

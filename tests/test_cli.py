@@ -102,9 +102,11 @@ def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> No
         for kind in ("Namespace", "ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "PodMonitor",
                      "NetworkPolicy", scaler):
             assert (kind, api) in kinds
-    # Five APIs with eight objects each, the recommender's content-named config ConfigMap and a
-    # proxy ConfigMap for each of the four APIs behind the proxy (llm-chat runs without).
-    assert len(files) == len(kinds) == 5 * 8 + 1 + 4
+    # Five APIs with eight objects each, the recommender's content-named config ConfigMap, a proxy
+    # ConfigMap for each of the four APIs behind the proxy (llm-chat runs without) and an Ingress for
+    # each of the two exposed APIs.
+    assert {name for kind, name in kinds if kind == "Ingress"} == {"fraud-score", "sentiment"}
+    assert len(files) == len(kinds) == 5 * 8 + 1 + 4 + 2
     assert sum(1 for kind, _ in kinds if kind == "ConfigMap") == 5
     deployment = yaml.safe_load((out / "k8s" / "llm-chat" / "deployment-llm-chat.yaml").read_text())
     assert list(deployment)[:3] == ["apiVersion", "kind", "metadata"]

@@ -167,3 +167,34 @@ def test_an_existing_cluster_names_its_vpc_for_exposed_apis(stack_configs) -> No
 
     assert list(found) == [f"{CLUSTER}.existing.vpcCidr"]
     assert "is required: sentiment take(s) traffic" in found[f"{CLUSTER}.existing.vpcCidr"]
+
+
+def test_prod_exposes_an_internal_and_a_public_api_over_https_with_allow_lists(prod_plan, find) -> None:
+    internal, public = annotations(prod_plan, find, "fraud-score"), annotations(prod_plan, find, "sentiment")
+    ingresses = find.objects(prod_plan, "Ingress")
+
+    assert [o["metadata"]["name"] for o in ingresses] == ["fraud-score", "sentiment"]
+    # One load balancer per visibility, pod IPs as targets, HTTPS with a redirect and the TLS 1.3 policy.
+    assert (internal[f"{ALB}group.name"], internal[f"{ALB}scheme"]) == ("ml-prod-internal", "internal")
+    assert (public[f"{ALB}group.name"], public[f"{ALB}scheme"]) == ("ml-prod-public", "internet-facing")
+    for rules in (internal, public):
+        assert rules[f"{ALB}target-type"] == "ip"
+        assert json.loads(rules[f"{ALB}listen-ports"]) == [{"HTTP": 80}, {"HTTPS": 443}]
+        assert (rules[f"{ALB}ssl-redirect"], rules[f"{ALB}ssl-policy"]) == ("443", "ELBSecurityPolicy-TLS13-1-2-2021-06")
+    # The existing certificate as given; the other requested and DNS-validated in the zone.
+    assert internal[f"{ALB}certificate-arn"] == (
+        "arn:aws:acm:eu-west-1:123456789012:certificate/8f7d2c1a-4b3e-4f6a-9c0d-2e1b5a7c9d3f")
+    validation = find.one(prod_plan, "aws:acm/certificateValidation:CertificateValidation", "sentiment-cert")
+    assert public[f"{ALB}certificate-arn"] == validation.inputs["certificateArn"]
+    assert json.loads(internal[f"{ALB}conditions.fraud-score"]) == [
+        {"field": "source-ip", "sourceIpConfig": {"values": ["10.60.0.0/16", "10.80.0.0/16"]}}]
+    assert json.loads(public[f"{ALB}conditions.sentiment"]) == [
+        {"field": "source-ip", "sourceIpConfig": {"values": ["203.0.113.0/24", "198.51.100.64/26"]}}]
+    for ingress in ingresses:
+        kubernetes_validate.validate(ingress, "1.33", strict=True)
+    # The controller that makes them, with its service account's role.
+    controller = "ml-prod-aws-load-balancer-controller"
+    assert find.one(prod_plan, "kubernetes:helm.sh/v3:Release", controller).inputs["version"] == "3.5.0"
+    assert find.one(prod_plan, "aws:iam/role:Role", controller)
+    assert prod_plan.outputs["externalUrls"] == {"fraud-score": "https://fraud-score.internal.ml.example.com",
+                                                 "sentiment": "https://sentiment.ml.example.com"}
