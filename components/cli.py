@@ -56,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     render = commands.add_parser("render", help="write every Kubernetes object and resources.json")
     render.add_argument("--stack", required=True)
     render.add_argument("--out", type=Path, required=True, help="output directory")
+    diff = commands.add_parser("diff", help="what the working tree changes in a stack against a git revision "
+                                            "(Markdown)")
+    diff.add_argument("--stack", required=True)
+    diff.add_argument("--base", default="HEAD", help="git revision to compare with (default: HEAD)")
     cost = commands.add_parser("cost", help="print the estate's hourly cost from the bundled price table")
     cost.add_argument("--stack", required=True)
     validate = commands.add_parser("validate", help="validate one stack file, or all of them")
@@ -83,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_POLICY
         elif args.command == "render":
             return _render(project, args.stack, args.out)
+        elif args.command == "diff":
+            from .diff import DiffError, diff_stack, format_markdown
+            try:
+                print(format_markdown(diff_stack(project, args.stack, args.base)), end="")
+            except DiffError as exc:
+                print(f"modelplane diff: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
         elif args.command == "cost":
             _, estate = load_config(project, args.stack)
             print(format_cost(args.stack, estate.source, estimate(estate)))
