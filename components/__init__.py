@@ -5,6 +5,7 @@ use the parts in your own stacks: ``ServingCluster`` (a new EKS cluster) or
 ``ExistingCluster``, ``NodeGroup`` / ``GpuNodeGroup``, ``ModelApi`` and
 ``AutoscalingPolicy``, each with a typed args dataclass, the config models
 they take, and ``ClusterContext``, the view of a cluster a ``ModelApi`` runs in.
+``run_program`` runs a program of one's own offline, under modelplane's mock engine.
 """
 
 from .autoscaling_policy import AutoscalingPolicy, AutoscalingPolicyArgs, hpa_behavior
@@ -25,6 +26,7 @@ from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .gpu_node_group import GpuNodeGroup
 from .model_api import ModelApi, ModelApiArgs
 from .node_group import NodeGroup, NodeGroupArgs
+from .offline import ProgramRun, run_program
 from .placement import Placement
 from .serving_cluster import ServingCluster, ServingClusterArgs
 
@@ -48,12 +50,14 @@ __all__ = [
     "NodeGroupArgs",
     "NodeGroupConfig",
     "Placement",
+    "ProgramRun",
     "ServingCluster",
     "ServingClusterArgs",
     "hpa_behavior",
     "load_estate",
     "load_stack_file",
     "parse_estate",
+    "run_program",
 ]
 
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ import json
 import runpy
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -383,6 +383,63 @@ def run_stack(stack: str, project: Path | None = None, config_map: dict[str, Any
             gc.enable()
 
 
+@dataclass
+class ProgramRun:
+    """What one offline run of a program of one's own registered and exported (see :func:`run_program`)."""
+
+    resources: list[Registered] = field(default_factory=list)
+    """Every resource, in URN order."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The stack's exports, resolved."""
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def by_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == type_]
+
+    def children(self, urn: str) -> list[Registered]:
+        return [r for r in self.resources if r.parent == urn]
+
+
+def run_program(program: Callable[[], None], stack: str = "dev", region: str | None = DEFAULT_REGION,
+                config: dict[str, Any] | None = None) -> ProgramRun:
+    """Run a Pulumi program of one's own (a function that builds resources) offline, as ``modelplane plan`` runs infra/.
+
+    The program runs under modelplane's mock engine: nothing is created, no credentials are read,
+    and cloud values (ids, ARNs, endpoints, kubeconfigs) are realistic fakes for ``region``.
+    ``config`` is the stack config the program reads (``{"modelplane:apis": {...}}``; values
+    that are not strings are passed as JSON, as Pulumi does). Use it to unit-test a stack that
+    imports modelplane's components::
+
+        from modelplane import run_program
+        run = run_program(my_program, stack="test")
+        assert run.by_type("kubernetes:apps/v1:Deployment")
+    """
+    collecting = gc.isenabled()
+    _ACTIVE.running = True
+    try:
+        monitor = start_mock_engine(stack, region)
+        pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()})
+        from pulumi.runtime.stack import run_pulumi_func
+
+        _sync_await(run_pulumi_func(program))
+        run = ProgramRun(resources=sorted(monitor.recorded, key=lambda r: r.urn))
+        _read_outputs(run)
+        return run
+    finally:
+        _ACTIVE.running = False
+        if collecting:
+            gc.enable()
+
+
+def _read_outputs(run: ProgramRun | Plan) -> None:
+    root = settings.get_root_resource()
+    for key, value in (getattr(root, "outputs", None) or {}).items():
+        output = pulumi.Output.from_input(value)
+        run.outputs[key] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            run.secret_outputs.add(key)
+
+
 def _run_stack(stack: str, project: Path, config_map: dict[str, Any] | None) -> Plan:
     gc.disable()  # see start_mock_engine; validation and reading the outputs are part of the run
     if config_map is None:
@@ -404,12 +461,7 @@ def _run_stack(stack: str, project: Path, config_map: dict[str, Any] | None) -> 
     # In URN order: the SDK registers resources as their inputs resolve, in an order that varies
     # between runs, and two runs of the same stack must read the same.
     plan = Plan(stack=stack, config=estate, resources=sorted(monitor.recorded, key=lambda r: r.urn))
-    root = settings.get_root_resource()
-    for key, value in (getattr(root, "outputs", None) or {}).items():
-        output = pulumi.Output.from_input(value)
-        plan.outputs[key] = _sync_await(output.future())
-        if _sync_await(output.is_secret()):
-            plan.secret_outputs.add(key)
+    _read_outputs(plan)
     return plan
 
 
