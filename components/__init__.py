@@ -27,6 +27,7 @@ from .gpu_node_group import GpuNodeGroup
 from .model_api import ModelApi, ModelApiArgs
 from .node_group import NodeGroup, NodeGroupArgs
 from .offline import ProgramRun, run_program
+from .platform import PlatformReference
 from .placement import Placement
 from .serving_cluster import ServingCluster, ServingClusterArgs
 
@@ -50,6 +51,7 @@ __all__ = [
     "NodeGroupArgs",
     "NodeGroupConfig",
     "Placement",
+    "PlatformReference",
     "ProgramRun",
     "ServingCluster",
     "ServingClusterArgs",

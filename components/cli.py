@@ -280,6 +280,10 @@ def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
     lines += ["", "Outputs"]
     for key, value in plan.outputs.items():
         shown = "[secret]" if key in plan.secret_outputs else json.dumps(normalize(value))
+        if key == "platform" and isinstance(value, dict) and key not in plan.secret_outputs:
+            # Long and for machines: what it is for, not every field.
+            shown = (f"cluster {value['cluster']['name']}, node groups {', '.join(value['nodeGroups']) or 'none'} "
+                     "(what other stacks read through modelplane.PlatformReference)")
         lines.append(f"  {key}: {shown}")
     if guardrails is not None:
         lines += ["", *_guardrails_lines(guardrails)]

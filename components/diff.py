@@ -22,7 +22,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from . import cost as costs
 from .config import ConfigError, EstateConfig, gpu_demand, parse_estate
 from .config.loading import load_stack_file
 
-__all__ = ["Change", "DiffError", "EstateDiff", "REPLACED_BY", "compare", "diff_stack", "format_markdown", "rendered_at"]
+__all__ = ["Change", "DiffError", "EstateDiff", "REPLACED_BY", "Side", "compare", "diff_stack", "format_markdown", "rendered_at"]
 
 REPLACED_BY: dict[str, tuple[str, ...]] = {
     # EKS cannot change these of a managed node group (the underlying aws:eks/nodeGroup's ForceNew inputs).
@@ -84,6 +84,8 @@ class Change:
     """The model API the resource belongs to, or None for the cluster's own resources."""
     details: tuple[str, ...] = ()
     """What changed (``image a -> b``) and, for a replacement, why."""
+    urn: str = ""
+    """The resource's URN."""
 
 
 @dataclass(frozen=True)
@@ -185,11 +187,12 @@ def compare(stack: str, base: str, before: Side, after: Side) -> EstateDiff:
             continue
         api = _api_of(after if new else before, urn)
         if old is None:
-            diff.changes.append(Change("create", resource["type"], resource["name"], api))
+            diff.changes.append(Change("create", resource["type"], resource["name"], api, urn=urn))
         elif new is None:
-            diff.changes.append(Change("delete", resource["type"], resource["name"], api))
+            diff.changes.append(Change("delete", resource["type"], resource["name"], api, urn=urn))
         elif old["inputs"] != new["inputs"]:
-            diff.changes.append(_classify(resource["type"], resource["name"], api, old["inputs"], new["inputs"]))
+            change = _classify(resource["type"], resource["name"], api, old["inputs"], new["inputs"])
+            diff.changes.append(replace(change, urn=urn))
     return diff
 
 

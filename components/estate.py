@@ -10,6 +10,7 @@ the node groups and every model API.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pulumi
 
@@ -20,6 +21,7 @@ from .gpu_node_group import GpuNodeGroup
 from .model_api import ModelApi, ModelApiArgs, service_url
 from .node_group import NodeGroup, NodeGroupArgs
 from .placement import Placement
+from .platform import platform_output
 from .serving_cluster import ServingCluster, ServingClusterArgs
 
 __all__ = ["Estate", "load_estate"]
@@ -81,6 +83,8 @@ class Estate(pulumi.ComponentResource):
     """In-cluster URL of each API."""
     external_urls: pulumi.Output[dict[str, str]] | None
     """URL of each exposed API through its load balancer; None when no API is exposed."""
+    platform: dict[str, Any]
+    """The cluster and node groups as other stacks' :class:`~modelplane.PlatformReference` reads them."""
 
     def __init__(self, name: str, config: EstateConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:Estate", name, None, opts)
@@ -133,6 +137,7 @@ class Estate(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=waits.get(spec.node_group, [])),
             )
         self.cluster_name = self.cluster.cluster_name
+        self.platform = platform_output(context, self.placements)
         # Service URLs follow from the names alone; no need to wait on 500 component outputs.
         self.api_urls = pulumi.Output.from_input({api: service_url(api, api) for api in self.apis})
         exposed = {api: component.external_url for api, component in self.apis.items()

@@ -89,15 +89,22 @@ DEFAULT_REGION = "us-east-1"
 class EstateMocks(pulumi.runtime.Mocks):
     """Answers the program's resource registrations and invokes with realistic fake cloud values."""
 
-    def __init__(self, region: str | None, kubeconfig_outputs: dict[str, str] | None = None) -> None:
+    def __init__(self, region: str | None, kubeconfig_outputs: dict[str, str] | None = None,
+                 stack_outputs: dict[str, dict[str, Any]] | None = None) -> None:
         self.region = region or DEFAULT_REGION
         self.kubeconfig_outputs = kubeconfig_outputs or {}
         """Stack name -> the output of it that holds a kubeconfig (``existing.stackReference``)."""
+        self.stack_outputs = stack_outputs or {}
+        """Stack name -> its outputs, as given (a ``kubeconfig`` among them is secret)."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         if args.typ == "pulumi:pulumi:StackReference":
-            # Another stack's outputs: the kubeconfig of the cluster that stack made, as pulumi-eks exports it.
             stack = args.inputs.get("name") or args.name
+            if stack in self.stack_outputs:
+                outputs = self.stack_outputs[stack]
+                return stack, {"name": stack, "outputs": outputs,
+                               "secretOutputNames": [k for k in ("kubeconfig",) if k in outputs]}
+            # Another stack's outputs: the kubeconfig of the cluster that stack made, as pulumi-eks exports it.
             output = self.kubeconfig_outputs.get(stack, "kubeconfig")
             kubeconfig = _fake_kubeconfig(stack.rsplit("/", 1)[-1], self.region, context=f"{stack}:{output}")
             return stack, {"name": stack, "outputs": {output: kubeconfig}, "secretOutputNames": [output]}
@@ -334,8 +341,9 @@ def _no_stack_trace() -> source_pb2.StackTrace:
     return source_pb2.StackTrace()
 
 
-def start_mock_engine(stack: str, region: str | None,
-                      kubeconfig_outputs: dict[str, str] | None = None) -> RecordingMonitor:
+def start_mock_engine(stack: str, region: str | None, kubeconfig_outputs: dict[str, str] | None = None,
+                      stack_outputs: dict[str, dict[str, Any]] | None = None,
+                      project: str = "modelplane") -> RecordingMonitor:
     """Reset the Pulumi runtime and point it at a fresh recording mock engine for ``stack``.
 
     It pauses the cyclic garbage collector (see below); a caller other than
@@ -346,10 +354,10 @@ def start_mock_engine(stack: str, region: str | None,
     the capture costs time in proportion to how deeply the program nests its
     components, so offline runs skip it.
     """
-    mocks = EstateMocks(region, kubeconfig_outputs)
+    mocks = EstateMocks(region, kubeconfig_outputs, stack_outputs)
     monitor = RecordingMonitor(mocks)
-    settings.reset_options(project="modelplane", stack=stack, preview=False)
-    pulumi.runtime.set_mocks(mocks, project="modelplane", stack=stack, preview=False, monitor=monitor)
+    settings.reset_options(project=project, stack=stack, preview=False)
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     runtime_resource._get_stack_trace = _no_stack_trace
     _ensure_event_loop().set_default_executor(_InlineExecutor())
     # An offline run builds a large graph of long-lived objects (resources, outputs, tasks) and
@@ -401,13 +409,17 @@ class ProgramRun:
 
 
 def run_program(program: Callable[[], None], stack: str = "dev", region: str | None = DEFAULT_REGION,
-                config: dict[str, Any] | None = None) -> ProgramRun:
+                config: dict[str, Any] | None = None,
+                stack_outputs: dict[str, dict[str, Any]] | None = None, project: str = "modelplane") -> ProgramRun:
     """Run a Pulumi program of one's own (a function that builds resources) offline, as ``modelplane plan`` runs infra/.
 
     The program runs under modelplane's mock engine: nothing is created, no credentials are read,
     and cloud values (ids, ARNs, endpoints, kubeconfigs) are realistic fakes for ``region``.
     ``config`` is the stack config the program reads (``{"modelplane:apis": {...}}``; values
-    that are not strings are passed as JSON, as Pulumi does). Use it to unit-test a stack that
+    that are not strings are passed as JSON, as Pulumi does). ``stack_outputs`` are the outputs
+    of the stacks a ``StackReference`` reads, by stack name (a platform stack's ``platform`` and
+    ``kubeconfig``: :func:`run_stack`'s ``Plan.outputs``). ``project`` is the Pulumi project's
+    name, the default namespace of ``pulumi.Config()``. Use it to unit-test a stack that
     imports modelplane's components::
 
         from modelplane import run_program
@@ -417,7 +429,7 @@ def run_program(program: Callable[[], None], stack: str = "dev", region: str | N
     collecting = gc.isenabled()
     _ACTIVE.running = True
     try:
-        monitor = start_mock_engine(stack, region)
+        monitor = start_mock_engine(stack, region, stack_outputs=stack_outputs, project=project)
         pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()})
         from pulumi.runtime.stack import run_pulumi_func
 

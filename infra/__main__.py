@@ -11,5 +11,7 @@ pulumi.export("clusterName", estate.cluster_name)
 if estate.kubeconfig is not None:
     pulumi.export("kubeconfig", estate.kubeconfig)
 pulumi.export("apiUrls", estate.api_urls)
+# What other stacks read through modelplane.PlatformReference to add APIs to this cluster.
+pulumi.export("platform", estate.platform)
 if estate.external_urls is not None:
     pulumi.export("externalUrls", estate.external_urls)

@@ -72,7 +72,7 @@ def test_local_estate_is_the_existing_cluster_and_its_apis(local_plan: Plan, fin
     # Every Kubernetes object goes through that provider, none through an ambient default one.
     objects = [r for r in local_plan.resources if r.type.startswith("kubernetes:")]
     assert objects and {r.provider_urn for r in objects} == {provider.urn}
-    assert set(local_plan.outputs) == {"clusterName", "apiUrls"}
+    assert set(local_plan.outputs) == {"clusterName", "apiUrls", "platform"}
 
 
 def test_local_apis_select_and_tolerate_the_pools_they_are_declared_on(local_plan: Plan, find) -> None:

@@ -86,7 +86,7 @@ def test_stack_renders(plan_of, stack: str) -> None:
     # An existing cluster's kubeconfig is the user's already: only a created cluster exports one.
     created = plan.config.existing is None
     exposed = {name for name, api in plan.config.apis.items() if api.expose is not None}
-    assert set(plan.outputs) == {"clusterName", "apiUrls"} | ({"kubeconfig"} if created else set()) | (
+    assert set(plan.outputs) == {"clusterName", "apiUrls", "platform"} | ({"kubeconfig"} if created else set()) | (
         {"externalUrls"} if exposed else set())
     assert set(plan.outputs["apiUrls"]) == set(plan.config.apis)
     assert set(plan.outputs.get("externalUrls", {})) == exposed

@@ -26,6 +26,8 @@ import yaml
 from pulumi.automation.errors import CommandError
 
 from modelplane.config import ApiConfig
+from modelplane.diff import Side, compare
+from modelplane.offline import run_stack
 from modelplane.model_api import rollout_timeout
 
 from . import harness
@@ -278,6 +280,56 @@ def test_every_rollout_change_previews_as_updates_only(live: LiveStack, what: st
     for key, ops in plan.items():
         assert ops <= expected[key], f"{what}: {key} {ops}"
     assert all(ops == {"update"} for (kind, _), ops in plan.items() if kind != CONFIGMAP), plan
+
+
+ENGINE_OPS = {"rolling update": {"update"}, "scale change": {"update"}, "in-place update": {"update"},
+              "replacement": REPLACED, "create": {"create"}, "delete": {"delete"}}
+"""What the engine's preview shows for each verdict of ``modelplane diff``."""
+
+DIFF_CASES = ROLLOUT_CHANGES + [
+    ("an API removed", [], {}),
+    ("an image bump", [(("sentiment", "image"), "nginxinc/nginx-unprivileged:1.27.5-alpine")], {}),
+]
+
+
+def offline_side(live: LiveStack, config: dict[str, Any]) -> Side:
+    plan = run_stack(STACK, project=live.workspace.project, config_map=config)
+    return Side({r.urn: r.as_json() for r in plan.resources}, plan.config)
+
+
+@pytest.mark.parametrize("what, edits, expected", DIFF_CASES, ids=[c[0] for c in DIFF_CASES])
+def test_the_diff_verdicts_are_what_the_engine_previews(live: LiveStack, what: str,
+                                                        edits: list[tuple[tuple[str | int, ...], Any]],
+                                                        expected: dict[tuple[str, str], set[str]]) -> None:
+    baseline = copy.deepcopy(live.config)
+    config = copy.deepcopy(baseline)
+    for path, value in edits:
+        config = edited(config, (APIS, *path), value)
+    if what == "an API removed":
+        del config[APIS]["recommender"]
+    ours = compare(STACK, "baseline", offline_side(live, baseline), offline_side(live, config))
+    live.set_config(config)
+    try:
+        steps = live.preview()
+    finally:
+        live.set_config(baseline)
+    engine: dict[str, set[str]] = {}
+    for step in steps:
+        if step.op not in ("same", "read", "refresh"):
+            engine.setdefault(step.urn, set()).add(step.op)
+    verdicts = {c.urn: c.verdict for c in ours.changes}
+    # modelplane's components and the providers carry no inputs the diff judges; everything else the
+    # engine touches has a verdict, and every verdict is what the engine does.
+    touched = {u for u in engine if not urn_type(u).startswith(("modelplane:", "pulumi:"))}
+    assert verdicts, f"{what}: the diff saw no change"
+    assert set(verdicts) == touched, f"{what}: engine {engine}, diff {verdicts}"
+    for urn, verdict in verdicts.items():
+        assert engine[urn] <= ENGINE_OPS[verdict], f"{what}: {urn}: diff says {verdict}, engine {engine[urn]}"
+
+
+def urn_type(urn: str) -> str:
+    """``urn:pulumi:<stack>::<project>::<parent types>$<type>::<name>`` -> the resource's own type."""
+    return urn.split("::")[2].rsplit("$", 1)[-1]
 
 
 def test_removing_an_api_previews_deleting_exactly_its_objects(live: LiveStack, tmp_path: Path) -> None:
