@@ -103,8 +103,9 @@ def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> No
                      "NetworkPolicy", scaler):
             assert (kind, api) in kinds
     # Five APIs with eight objects each, the recommender's content-named config ConfigMap and a
-    # proxy ConfigMap for each of the four APIs behind the proxy (llm-chat runs without).
-    assert len(files) == len(kinds) == 5 * 8 + 1 + 4
+    # proxy ConfigMap for each of the four APIs behind the proxy (llm-chat runs without), and a Karpenter
+    # NodePool and EC2NodeClass for each of the four node groups.
+    assert len(files) == len(kinds) == 5 * 8 + 1 + 4 + 4 * 2
     assert sum(1 for kind, _ in kinds if kind == "ConfigMap") == 5
     deployment = yaml.safe_load((out / "k8s" / "llm-chat" / "deployment-llm-chat.yaml").read_text())
     assert list(deployment)[:3] == ["apiVersion", "kind", "metadata"]
@@ -115,7 +116,9 @@ def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> No
     resources = json.loads((out / "resources.json").read_text())
     types = [r["type"] for r in resources["resources"]]
     assert types.count("eks:index:Cluster") == 1
-    assert types.count("eks:index:ManagedNodeGroup") == 5  # four declared groups + the system group
+    # prod's four groups are Karpenter NodePools; the system group is the one managed node group.
+    assert types.count("eks:index:ManagedNodeGroup") == 1
+    assert types.count("kubernetes:karpenter.sh/v1:NodePool") == 4
     assert resources["outputs"]["kubeconfig"] == "[secret]"
     assert all({"urn", "type", "name", "parent", "inputs"} <= set(r) for r in resources["resources"])
     node_group = next(r for r in resources["resources"] if r["type"] == "eks:index:ManagedNodeGroup")
