@@ -78,27 +78,29 @@ def install_karpenter(name: str, cluster: ClusterConfig, region: str, oidc_arn: 
     parent = pulumi.ResourceOptions(parent=opts.parent)
     node_role = _node_role(f"{name}-karpenter-node", tags, parent)
     # Managed node groups get their access entry from EKS; nodes Karpenter launches need one made.
-    aws.eks.AccessEntry(f"{name}-karpenter-node", cluster_name=cluster.name, principal_arn=node_role.arn,
-                        type="EC2_LINUX", tags=tags,
-                        opts=pulumi.ResourceOptions(parent=opts.parent, depends_on=[eks_cluster]))
+    access = aws.eks.AccessEntry(f"{name}-karpenter-node", cluster_name=cluster.name, principal_arn=node_role.arn,
+                                 type="EC2_LINUX", tags=tags,
+                                 opts=pulumi.ResourceOptions(parent=opts.parent, depends_on=[eks_cluster]))
 
     queue = aws.sqs.Queue(f"{name}-karpenter", name=f"{cluster.name}-karpenter",
                           # Older events are useless: a spot warning gives two minutes.
                           message_retention_seconds=300, sqs_managed_sse_enabled=True, tags=tags, opts=parent)
-    aws.sqs.QueuePolicy(f"{name}-karpenter", queue_url=queue.url,
-                        policy=queue.arn.apply(lambda arn: json.dumps(queue_policy(arn))), opts=parent)
+    queue_policy_ = aws.sqs.QueuePolicy(f"{name}-karpenter", queue_url=queue.url,
+                                        policy=queue.arn.apply(lambda arn: json.dumps(queue_policy(arn))),
+                                        opts=parent)
+    feeds: list[pulumi.Resource] = [queue_policy_]
     for suffix, pattern in INTERRUPTION_EVENTS.items():
         rule = aws.cloudwatch.EventRule(f"{name}-karpenter-{suffix}",
                                         description=f"To Karpenter of {cluster.name}: {pattern['detail-type'][0]}",
                                         event_pattern=json.dumps(pattern), tags=tags, opts=parent)
-        aws.cloudwatch.EventTarget(f"{name}-karpenter-{suffix}", rule=rule.name, arn=queue.arn,
-                                   target_id="karpenter-interruption-queue", opts=parent)
+        feeds.append(aws.cloudwatch.EventTarget(f"{name}-karpenter-{suffix}", rule=rule.name, arn=queue.arn,
+                                                target_id="karpenter-interruption-queue", opts=parent))
 
     namespace, account = KARPENTER_SERVICE_ACCOUNT
     role = service_account_role(f"{name}-karpenter", namespace, account, oidc_arn, oidc_url, tags,
                                 parent=opts.parent)  # type: ignore[arg-type]
     identity = aws.get_caller_identity_output(opts=pulumi.InvokeOptions(parent=opts.parent))
-    aws.iam.RolePolicy(
+    permissions = aws.iam.RolePolicy(
         f"{name}-karpenter",
         role=role.name,
         policy=pulumi.Output.all(identity.account_id, node_role.arn, queue.arn).apply(
@@ -121,7 +123,10 @@ def install_karpenter(name: str, cluster: ClusterConfig, region: str, oidc_arn: 
             # The chart's own affinity keeps it off the nodes it manages; the selector puts it on the system nodes.
             **_pinned(node_selector),
         },
-        opts, cluster,
+        # Its permissions, the nodes' access entry and the interruption feed outlive the controller: on
+        # destroy the node pools go first and it terminates their instances, still allowed to.
+        pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[permissions, access, *feeds])),
+        cluster,
     )
     return Karpenter(release=release, node_role=node_role, queue=queue)
 

@@ -473,3 +473,12 @@ def test_unknown_disruption_values_are_refused_with_what_is_valid(stack_configs)
     assert paths == {"modelplane:nodeGroups.cpu.disruption.consolidationPolicy",
                      "modelplane:nodeGroups.cpu.disruption.budgets.0.nodes"}
     assert any("'WhenEmpty' or 'WhenEmptyOrUnderutilized'" in m for _, m in found)
+
+
+def test_the_controller_outlives_its_permissions_access_entry_and_feed(prod_plan: Plan, find) -> None:
+    # On destroy the pools go first and the controller terminates their instances: what it needs must still be there.
+    dependencies = set(find.one(prod_plan, RELEASE, "ml-prod-karpenter").dependencies)
+    needed = [find.one(prod_plan, ROLE_POLICY, "ml-prod-karpenter"),
+              find.one(prod_plan, "aws:eks/accessEntry:AccessEntry", "ml-prod-karpenter-node"),
+              find.one(prod_plan, QUEUE_POLICY, "ml-prod-karpenter"), *prod_plan.by_type(TARGET)]
+    assert {r.urn for r in needed} <= dependencies
