@@ -482,3 +482,19 @@ def test_the_controller_outlives_its_permissions_access_entry_and_feed(prod_plan
               find.one(prod_plan, "aws:eks/accessEntry:AccessEntry", "ml-prod-karpenter-node"),
               find.one(prod_plan, QUEUE_POLICY, "ml-prod-karpenter"), *prod_plan.by_type(TARGET)]
     assert {r.urn for r in needed} <= dependencies
+
+
+# ------------------------------------------------------------------------ the plan says which engine
+
+def test_the_plan_names_the_engine_and_the_controller(prod_plan: Plan, dev_fallback: Plan, dev_plan: Plan) -> None:
+    from modelplane.cli import format_plan
+
+    prod = format_plan(prod_plan)
+    assert ("Node groups (Karpenter NodePools: nodes launched for pending pods up to max; spotWithFallback = spot "
+            "and on-demand in one pool)") in prod
+    assert ("karpenter               installed by modelplane  karpenter 1.14.1 from oci://public.ecr.aws/karpenter "
+            "(interruption queue + 4 EventBridge rules)") in prod
+    assert re.search(r"\n  cpu +c6i.2xlarge, c5.2xlarge, c7i.2xlarge +spotWithFallback +0-20 ", prod)
+    assert ("gpu-spot-on-demand: on-demand fallback, grown by the autoscaler's priority expander only when spot "
+            "cannot be had") in format_plan(dev_fallback)
+    assert "\nNode groups\n" in format_plan(dev_plan) and "karpenter " not in format_plan(dev_plan)
