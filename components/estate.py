@@ -14,9 +14,8 @@ import os
 import pulumi
 
 from . import offline
-from .config import NAMESPACE, ConfigError, EstateConfig, Issue, config_from_pulumi, parse_estate
+from .config import FALLBACK_SUFFIX, NAMESPACE, ConfigError, EstateConfig, Issue, config_from_pulumi, parse_estate
 from .existing_cluster import ExistingCluster, ExistingClusterArgs
-from .config import FALLBACK_SUFFIX
 from .gpu_node_group import GpuNodeGroup
 from .karpenter_node_pool import KarpenterNodePool, KarpenterNodePoolArgs
 from .model_api import ModelApi, ModelApiArgs, service_url

@@ -8,7 +8,10 @@ cluster autoscaler (so node groups scale, from zero too) and, when GPU groups
 need it, the NVIDIA device plugin. When model APIs need them: KEDA (with an
 IAM role for SQS depth and Amazon Managed Prometheus queries), a
 kube-prometheus-stack Prometheus that scrapes the request proxies, and the AWS
-Load Balancer Controller (with its IAM role) for exposed APIs.
+Load Balancer Controller (with its IAM role) for exposed APIs. With
+``capacityEngine: karpenter``: the Karpenter controller, its IAM roles and its
+interruption queue (see :mod:`modelplane.karpenter`), the private subnets
+tagged for its discovery; the estate then makes a :class:`KarpenterNodePool` per group.
 """
 
 from __future__ import annotations

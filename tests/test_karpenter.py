@@ -498,3 +498,9 @@ def test_the_plan_names_the_engine_and_the_controller(prod_plan: Plan, dev_fallb
     assert ("gpu-spot-on-demand: on-demand fallback, grown by the autoscaler's priority expander only when spot "
             "cannot be had") in format_plan(dev_fallback)
     assert "\nNode groups\n" in format_plan(dev_plan) and "karpenter " not in format_plan(dev_plan)
+
+
+def test_an_existing_pool_takes_no_disruption_block(stack_configs) -> None:
+    [(path, message)] = issues(stack_configs.edited("local", ((GROUPS, "cpu", "disruption"), {"budgets": []})))
+    assert path == "modelplane:nodeGroups.cpu.disruption"
+    assert message.startswith("configures Karpenter NodePools modelplane creates; an existing cluster's pools")

@@ -185,6 +185,7 @@ RECOGNIZERS: dict[str, list[Callable[[Issue], bool]]] = {
                          r"is required with certificate.zone", r"is not in zone", r"with a certificate HTTP redirects",
                          r"is required for a public API \(give arn")],
     "capacity-engine": [_message(r"applies to managed node groups; Karpenter", r"applies to Karpenter NodePools",
+                                 r"configures Karpenter NodePools modelplane creates",
                                  r"a budget with a schedule needs a duration", r"must be longer than 0s; to protect",
                                  r"karpenter applies to a cluster modelplane creates",
                                  r"spotWithFallback makes an on-demand group")],

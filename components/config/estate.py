@@ -165,7 +165,7 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
         if name == RESERVED_GROUP and not existing:
             issues.append(Issue((key("nodeGroups"), name), f"{RESERVED_GROUP!r} is the cluster's own add-on "
                                 "group (cluster.systemNodeGroup); pick another name"))
-        engine = cluster.capacity_engine if cluster is not None and cluster.existing is None else "managedNodeGroups"
+        engine = "existing" if existing else cluster.capacity_engine if cluster is not None else "managedNodeGroups"
         issues += _check_node_group(group, (key("nodeGroups"), name), engine)
         fallback = f"{name}{FALLBACK_SUFFIX}"
         if engine == "managedNodeGroups" and group.capacity_type == "spotWithFallback" and fallback in node_groups:

@@ -69,7 +69,7 @@ class DisruptionConfig(_Model):
 
 
 class NodeGroupConfig(_Model):
-    """One EKS managed node group (or, on an existing cluster, a description of a pool that is there): an entry of ``modelplane:nodeGroups``, keyed by its name."""
+    """One node group: an EKS managed node group, or a Karpenter NodePool on a ``capacityEngine: karpenter`` cluster (on an existing cluster, a description of a pool that is there): an entry of ``modelplane:nodeGroups``, keyed by its name."""
 
     instance_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+\.[a-z0-9-]+$")]] = Field(
         min_length=1, max_length=20)
@@ -152,6 +152,7 @@ def gpus_per_node(group: NodeGroupConfig) -> int:
 
 def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...],
                       engine: str = "managedNodeGroups") -> Iterator[Issue]:
+    """The rules of one group; ``engine`` is the cluster's capacity engine, or ``existing`` for an existing cluster's pool."""
     yield from _check_engine(group, path, engine)
     if group.min_size > group.max_size:
         yield Issue(path + ("minSize",), f"minSize {group.min_size} is greater than maxSize {group.max_size}")
@@ -207,7 +208,10 @@ def _check_engine(group: NodeGroupConfig, path: tuple[str | int, ...], engine: s
             yield Issue(path + ("disruption", "startupTime"), "must be longer than 0s; to protect no starting pod "
                                                               "set protectStartingPods: false")
         return
-    if "disruption" in group.model_fields_set:
+    if "disruption" in group.model_fields_set and engine == "existing":
+        yield Issue(path + ("disruption",), "configures Karpenter NodePools modelplane creates; an existing "
+                                            "cluster's pools are disrupted by whatever manages them: remove it")
+    elif "disruption" in group.model_fields_set:
         yield Issue(path + ("disruption",), "applies to Karpenter NodePools (cluster.capacityEngine: karpenter); "
                                             "on managed node groups the cluster autoscaler removes only nodes its "
                                             "pods can leave: remove it, or switch the cluster's capacityEngine")
