@@ -61,8 +61,12 @@ def chart_source(cluster: ClusterConfig, chart: str) -> tuple[str, str, dict[str
 
 
 def chart_release(name: str, chart: str, namespace: str, values: dict[str, Any], opts: pulumi.ResourceOptions,
-                  cluster: ClusterConfig, create_namespace: bool = False) -> k8s.helm.v3.Release:
-    """A Helm release of one of the add-on charts, from the source and at the version ``cluster`` gives it."""
+                  cluster: ClusterConfig, create_namespace: bool = False,
+                  skip_crds: bool = False) -> k8s.helm.v3.Release:
+    """A Helm release of one of the add-on charts, from the source and at the version ``cluster`` gives it.
+
+    ``skip_crds``: leave out the chart's ``crds/`` (another release installs and upgrades them).
+    """
     reference, version, repository = chart_source(cluster, chart)
     return k8s.helm.v3.Release(
         f"{name}-{chart}",
@@ -74,6 +78,7 @@ def chart_release(name: str, chart: str, namespace: str, values: dict[str, Any],
         **({"repository_opts": repository} if repository is not None else {}),
         namespace=namespace,
         create_namespace=create_namespace,
+        **({"skip_crds": True} if skip_crds else {}),
         values=values,
         opts=opts,
     )

@@ -325,9 +325,10 @@ def _addon_row(estate: EstateConfig, addon: str) -> list[str]:
 
 def _karpenter_row(estate: EstateConfig) -> list[str]:
     """The Karpenter controller: the capacity engine of a ``karpenter`` cluster, with its interruption queue."""
-    reference, version, _ = chart_source(estate.cluster, "karpenter")
-    return ["karpenter", "installed by modelplane", f"karpenter {version} from {reference.rsplit('/', 1)[0]} "
-                                                     "(interruption queue + 4 EventBridge rules)"]
+    reference, version, repository = chart_source(estate.cluster, "karpenter")
+    source = repository["repo"] if repository else reference.rsplit("/", 1)[0]
+    return ["karpenter", "installed by modelplane", f"karpenter {version} from {source} "
+                                                     "(+ karpenter-crd; interruption queue + 4 EventBridge rules)"]
 
 
 def _engine_note(estate: EstateConfig) -> str:

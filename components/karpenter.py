@@ -26,7 +26,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from .addons import _partition, _pinned, chart_release
+from .addons import _partition, _pinned, chart_release, chart_source
 from .config import ClusterConfig
 from .irsa import service_account_role
 
@@ -108,6 +108,9 @@ def install_karpenter(name: str, cluster: ClusterConfig, region: str, oidc_arn: 
         opts=parent,
     )
     system = cluster.system_node_group
+    # The CRDs as a release of their own: Helm installs a chart's crds/ only once and never upgrades
+    # them, so a Karpenter upgrade would keep the old NodePool and EC2NodeClass schemas.
+    crds = _crd_release(name, cluster, namespace, opts)
     release = chart_release(
         name, "karpenter", namespace,
         {
@@ -125,10 +128,25 @@ def install_karpenter(name: str, cluster: ClusterConfig, region: str, oidc_arn: 
         },
         # Its permissions, the nodes' access entry and the interruption feed outlive the controller: on
         # destroy the node pools go first and it terminates their instances, still allowed to.
-        pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[permissions, access, *feeds])),
-        cluster,
+        pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[crds, permissions, access, *feeds])),
+        cluster, skip_crds=True,
     )
     return Karpenter(release=release, node_role=node_role, queue=queue)
+
+
+def _crd_release(name: str, cluster: ClusterConfig, namespace: str,
+                 opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+    """The ``karpenter-crd`` chart, from where the ``karpenter`` chart comes from and at its version."""
+    reference, version, repository = chart_source(cluster, "karpenter")
+    return k8s.helm.v3.Release(
+        f"{name}-karpenter-crd",
+        name="karpenter-crd",
+        chart=f"{reference}-crd" if repository is None else "karpenter-crd",
+        version=version,
+        **({"repository_opts": repository} if repository is not None else {}),
+        namespace=namespace,
+        opts=opts,
+    )
 
 
 def queue_policy(queue_arn: str) -> dict[str, Any]:

@@ -249,6 +249,22 @@ def test_the_controller_is_a_pinned_release_on_the_system_nodes(prod_plan: Plan,
     assert system.urn in release.dependencies
 
 
+def test_the_crds_are_a_release_of_their_own_at_the_controllers_version(prod_plan: Plan, render, stack_configs,
+                                                                       find) -> None:
+    crds = find.one(prod_plan, RELEASE, "ml-prod-karpenter-crd")
+    controller = find.one(prod_plan, RELEASE, "ml-prod-karpenter")
+
+    assert (crds.inputs["chart"], crds.inputs["version"], crds.inputs["namespace"]) == (
+        "oci://public.ecr.aws/karpenter/karpenter-crd", "1.14.1", "kube-system")
+    # Helm never upgrades a chart's crds/: the controller's release leaves them to the CRD release.
+    assert controller.inputs["skipCrds"] is True and crds.urn in controller.dependencies
+    mirrored = render("prod", stack_configs.edited("prod", ((CLUSTER, "charts"), {"karpenter": {
+        "repository": "https://charts.example.com/karpenter", "version": "1.14.0"}})))
+    crds = find.one(mirrored, RELEASE, "ml-prod-karpenter-crd").inputs
+    assert (crds["chart"], crds["version"], crds["repositoryOpts"]) == (
+        "karpenter-crd", "1.14.0", {"repo": "https://charts.example.com/karpenter"})
+
+
 def test_node_pools_and_classes_wait_for_the_controller(prod_plan: Plan, find) -> None:
     release = find.one(prod_plan, RELEASE, "ml-prod-karpenter").urn
     provider = find.one(prod_plan, "pulumi:providers:kubernetes", "ml-prod-k8s").urn
@@ -493,7 +509,7 @@ def test_the_plan_names_the_engine_and_the_controller(prod_plan: Plan, dev_fallb
     assert ("Node groups (Karpenter NodePools: nodes launched for pending pods up to max; spotWithFallback = spot "
             "and on-demand in one pool)") in prod
     assert ("karpenter               installed by modelplane  karpenter 1.14.1 from oci://public.ecr.aws/karpenter "
-            "(interruption queue + 4 EventBridge rules)") in prod
+            "(+ karpenter-crd; interruption queue + 4 EventBridge rules)") in prod
     assert re.search(r"\n  cpu +c6i.2xlarge, c5.2xlarge, c7i.2xlarge +spotWithFallback +0-20 ", prod)
     assert ("gpu-spot-on-demand: on-demand fallback, grown by the autoscaler's priority expander only when spot "
             "cannot be had") in format_plan(dev_fallback)
