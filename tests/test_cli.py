@@ -69,7 +69,7 @@ def test_plan_runs_the_policy_pack_and_fails_like_the_preview_on_a_mandatory_rul
     pytest.importorskip("pulumi_policy", reason="the pack needs pulumi-policy (the test extras install it)")
     shutil.copytree(ROOT / "policies", scratch_project / "policies", ignore=shutil.ignore_patterns("__pycache__"))
     assert main(["--project", str(scratch_project), "plan", "--stack", "prod"]) == 0
-    assert "Guardrails: policy pack, 23 rules: 0 mandatory and 0 advisory violation(s)" in capsys.readouterr().out
+    assert "Guardrails: policy pack, 24 rules: 0 mandatory and 0 advisory violation(s)" in capsys.readouterr().out
 
     # fraud-score by tag: prod's images-by-digest is mandatory.
     prod = scratch_project / "stacks" / "Pulumi.prod.yaml"

@@ -182,3 +182,25 @@ def test_gpu_group_taint_fails_on_an_untainted_gpu_pool_naming_the_key() -> None
     assert violations("gpu-group-taint", NODE_POOL, node_pool_object(), name="gpu") == [
         "Taint GPU node group 'gpu' with nvidia.com/gpu=true:NoSchedule: without it pods that need no GPU fill its "
         "nodes and GPU pods find no room (stack file: modelplane:nodeGroups.gpu.gpuTaint: true)."]
+
+
+# ----------------------------------------------------------------------------- gpu-pool-consolidation
+
+def test_gpu_pool_consolidation_passes_when_empty_and_on_cpu_pools() -> None:
+    when_empty = edited(node_pool_object(), ("spec.disruption", {"consolidationPolicy": "WhenEmpty"}))
+    assert violations("gpu-pool-consolidation", NODE_POOL, when_empty) == []
+    cpu = edited(node_pool_object(), ("spec.template.spec.requirements.0.values", ["m6i.xlarge"]),
+                 ("spec.disruption", {"consolidationPolicy": "WhenEmptyOrUnderutilized"}))
+    assert violations("gpu-pool-consolidation", NODE_POOL, cpu) == []
+    unknown = edited(node_pool_object(), ("spec.disruption", {"consolidationPolicy": UNKNOWN_STRING}))
+    assert violations("gpu-pool-consolidation", NODE_POOL, unknown) == []
+
+
+def test_gpu_pool_consolidation_fails_on_underutilized_and_unset_naming_the_key() -> None:
+    packing = edited(node_pool_object(), ("spec.disruption", {"consolidationPolicy": "WhenEmptyOrUnderutilized"}))
+    assert violations("gpu-pool-consolidation", NODE_POOL, packing, name="gpu") == [
+        "Set spec.disruption.consolidationPolicy to WhenEmpty in GPU NodePool 'gpu' (now WhenEmptyOrUnderutilized): "
+        "consolidating an underused GPU node moves its pods, and each moved replica loads its model again (stack "
+        "file: modelplane:nodeGroups.gpu.disruption.consolidationPolicy: WhenEmpty)."]
+    [unset] = violations("gpu-pool-consolidation", NODE_POOL, node_pool_object(), name="gpu")
+    assert "(now unset: WhenEmptyOrUnderutilized)" in unset

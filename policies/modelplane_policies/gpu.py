@@ -58,6 +58,20 @@ def _node_pool_as_group(props: dict[str, object]) -> dict[str, object]:
             "tags": {NODE_GROUP_TAG: dig(labels, NODE_GROUP_TAG)}}
 
 
+def _gpu_pool_consolidation(resource: Resource) -> Iterator[str]:
+    if not is_gpu_group(_node_pool_as_group(resource.props)):
+        return
+    policy = dig(resource.props, "spec", "disruption", "consolidationPolicy")
+    if is_unknown(policy) or policy == "WhenEmpty":
+        return
+    group = dig(resource.props, "spec", "template", "metadata", "labels", NODE_GROUP_TAG)
+    key = f"modelplane:nodeGroups.{group}.disruption.consolidationPolicy: WhenEmpty" if isinstance(group, str) else None
+    shown = "unset: WhenEmptyOrUnderutilized" if policy is None else show(policy)
+    yield (f"Set spec.disruption.consolidationPolicy to WhenEmpty in GPU NodePool {resource.name!r} (now {shown}): "
+           f"consolidating an underused GPU node moves its pods, and each moved replica loads its model again "
+           f"({fix(key, 'spec.disruption.consolidationPolicy')}).")
+
+
 def _gpu_group_taint(resource: Resource) -> Iterator[str]:
     props = _node_pool_as_group(resource.props) if resource.type == NODE_POOL else resource.props
     if not is_gpu_group(props):
@@ -175,6 +189,11 @@ RULES = [
     Rule("gpu-group-taint", f"GPU node groups are tainted {GPU_RESOURCE}=true:NoSchedule.",
          "GPU nodes are the most expensive capacity; the taint keeps pods that need no GPU off them.",
          EKS_GPU_GUIDE, _gpu_group_taint, MANAGED_NODE_GROUPS | {NODE_POOL}),
+    Rule("gpu-pool-consolidation", "Karpenter GPU NodePools consolidate only empty nodes (WhenEmpty).",
+         "Consolidating an underused GPU node evicts its replicas to pack them elsewhere; each reloads its model "
+         "(minutes to tens of minutes without it) to save part of one node.",
+         "https://karpenter.sh/docs/concepts/disruption/#consolidation", _gpu_pool_consolidation,
+         frozenset({NODE_POOL})),
     Rule("gpu-toleration", f"Pods that request {GPU_RESOURCE} tolerate the GPU taint.",
          "GPU node groups are tainted, so a GPU pod without the toleration stays Pending forever.",
          EKS_GPU_GUIDE, _gpu_toleration, WORKLOADS),
