@@ -143,8 +143,9 @@ def node_pool_spec(group: str, spec: NodeGroupConfig, placement: Placement) -> d
         "expireAfter": "720h",
     }
     if placement.taints:
-        template_spec["taints"] = [{k: v for k, v in t.items() if v != "" or k != "value"}
-                                   for t in placement.kubernetes_taints()]
+        # An empty value is left out, as the API server stores it.
+        template_spec["taints"] = [{"key": t["key"], **({"value": t["value"]} if t["value"] else {}),
+                                    "effect": t["effect"]} for t in placement.kubernetes_taints()]
     budgets = [{k: v for k, v in b.model_dump(by_alias=True).items() if v is not None} for b in disruption.budgets]
     return {
         "template": {"metadata": {"labels": dict(placement.labels)}, "spec": template_spec},

@@ -520,3 +520,15 @@ def test_an_existing_pool_takes_no_disruption_block(stack_configs) -> None:
     [(path, message)] = issues(stack_configs.edited("local", ((GROUPS, "cpu", "disruption"), {"budgets": []})))
     assert path == "modelplane:nodeGroups.cpu.disruption"
     assert message.startswith("configures Karpenter NodePools modelplane creates; an existing cluster's pools")
+
+
+def test_a_taint_without_a_value_is_rendered_as_the_api_server_keeps_it(render, stack_configs, find,
+                                                                        crd_schemas: Path) -> None:
+    plan = render("prod", edited(stack_configs, "prod", ((GROUPS, "cpu", "taints"), [
+        {"key": "example.com/batch", "effect": "PreferNoSchedule"}])))
+    pool = find.object(plan, "NodePool", "cpu")
+
+    assert pool["spec"]["template"]["spec"]["taints"] == [{"key": "example.com/batch", "effect": "PreferNoSchedule"}]
+    assert list(validator(crd_schemas, pool).iter_errors(pool)) == []
+    tolerations = find.object(plan, "Deployment", "fraud-score")["spec"]["template"]["spec"]["tolerations"]
+    assert tolerations == [{"key": "example.com/batch", "operator": "Equal", "value": "", "effect": "PreferNoSchedule"}]
