@@ -2,7 +2,7 @@
 
 Build a whole estate from a stack's config (``Estate`` + ``load_estate``), or
 use the parts in your own stacks: ``ServingCluster`` (a new EKS cluster) or
-``ExistingCluster``, ``NodeGroup`` / ``GpuNodeGroup``, ``ModelApi`` and
+``ExistingCluster``, ``NodeGroup`` / ``GpuNodeGroup`` (or ``KarpenterNodePool``), ``ModelApi`` and
 ``AutoscalingPolicy``, each with a typed args dataclass, the config models
 they take, and ``ClusterContext``, the view of a cluster a ``ModelApi`` runs in.
 ``run_program`` runs a program of one's own offline, under modelplane's mock engine.
@@ -24,6 +24,7 @@ from .config import (
 from .estate import Estate, load_estate
 from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .gpu_node_group import GpuNodeGroup
+from .karpenter_node_pool import KarpenterNodePool, KarpenterNodePoolArgs
 from .model_api import ModelApi, ModelApiArgs
 from .node_group import NodeGroup, NodeGroupArgs
 from .offline import ProgramRun, run_program
@@ -45,6 +46,8 @@ __all__ = [
     "ExistingClusterArgs",
     "ExistingClusterConfig",
     "GpuNodeGroup",
+    "KarpenterNodePool",
+    "KarpenterNodePoolArgs",
     "ModelApi",
     "ModelApiArgs",
     "NodeGroup",

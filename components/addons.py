@@ -20,11 +20,11 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from .charts import AUTOSCALER_IMAGES, CHARTS, chart_version
-from .config import KEDA_NAMESPACE, MONITORING_NAMESPACE, SCRAPE_INTERVAL_SECONDS, ClusterConfig, amp_workspace
+from .config import FALLBACK_SUFFIX, KEDA_NAMESPACE, MONITORING_NAMESPACE, SCRAPE_INTERVAL_SECONDS, ClusterConfig, amp_workspace
 from .irsa import service_account_role
 
 __all__ = ["INGRESS_CLASS", "KEDA_SERVICE_ACCOUNT", "LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT", "MONITORING_NAMESPACE",
-           "PROMETHEUS_URL", "chart_release", "chart_source", "cluster_autoscaler", "keda",
+           "PROMETHEUS_URL", "chart_release", "chart_source", "cluster_autoscaler", "expander_priorities", "keda",
            "load_balancer_controller", "load_balancer_controller_policy", "nvidia_device_plugin", "prometheus"]
 
 _PROMETHEUS_NAME = "kube-prometheus"
@@ -61,8 +61,12 @@ def chart_source(cluster: ClusterConfig, chart: str) -> tuple[str, str, dict[str
 
 
 def chart_release(name: str, chart: str, namespace: str, values: dict[str, Any], opts: pulumi.ResourceOptions,
-                  cluster: ClusterConfig, create_namespace: bool = False) -> k8s.helm.v3.Release:
-    """A Helm release of one of the add-on charts, from the source and at the version ``cluster`` gives it."""
+                  cluster: ClusterConfig, create_namespace: bool = False,
+                  skip_crds: bool = False) -> k8s.helm.v3.Release:
+    """A Helm release of one of the add-on charts, from the source and at the version ``cluster`` gives it.
+
+    ``skip_crds``: leave out the chart's ``crds/`` (another release installs and upgrades them).
+    """
     reference, version, repository = chart_source(cluster, chart)
     return k8s.helm.v3.Release(
         f"{name}-{chart}",
@@ -74,6 +78,7 @@ def chart_release(name: str, chart: str, namespace: str, values: dict[str, Any],
         **({"repository_opts": repository} if repository is not None else {}),
         namespace=namespace,
         create_namespace=create_namespace,
+        **({"skip_crds": True} if skip_crds else {}),
         values=values,
         opts=opts,
     )
@@ -86,8 +91,13 @@ def _pinned(node_selector: dict[str, str]) -> dict[str, Any]:
 
 def cluster_autoscaler(name: str, cluster: ClusterConfig, region: str, oidc_arn: pulumi.Input[str],
                        oidc_url: pulumi.Input[str], tags: dict[str, str], node_selector: dict[str, str],
-                       opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
-    """The Kubernetes cluster autoscaler for the EKS cluster ``cluster.name``, with an IRSA role for its groups only."""
+                       opts: pulumi.ResourceOptions, spot_first: list[str] | None = None) -> k8s.helm.v3.Release:
+    """The Kubernetes cluster autoscaler for the EKS cluster ``cluster.name``, with an IRSA role for its groups only.
+
+    ``spot_first`` names the ``spotWithFallback`` groups: the autoscaler then expands by priority
+    (:func:`expander_priorities`), growing such a group's spot group first and its on-demand
+    fallback only when the spot group cannot grow; ties fall to least-waste as before.
+    """
     namespace, account = _AUTOSCALER_SA
     role = service_account_role(f"{name}-cluster-autoscaler", namespace, account, oidc_arn, oidc_url, tags,
                                 parent=opts.parent)  # type: ignore[arg-type]
@@ -132,12 +142,36 @@ def cluster_autoscaler(name: str, cluster: ClusterConfig, region: str, oidc_arn:
             "extraArgs": {
                 "balance-similar-node-groups": True,
                 "skip-nodes-with-system-pods": False,
-                "expander": "least-waste",
+                "expander": "priority,least-waste" if spot_first else "least-waste",
             },
+            # The chart writes these into the cluster-autoscaler-priority-expander ConfigMap of its namespace.
+            **({"expanderPriorities": expander_priorities(spot_first)} if spot_first else {}),
             **_pinned(node_selector),
         },
         opts, cluster,
     )
+
+
+_ASG_OF = "^eks-{group}-([0-9a-f]+-)?[0-9a-f]{{8}}-([0-9a-f]{{4}}-){{3}}[0-9a-f]{{12}}$"
+"""The Auto Scaling group EKS makes for a managed node group: ``eks-<node group name>-<uuid>``, where the node
+group name is the Pulumi name plus its random suffix."""
+
+SPOT_PRIORITY, FALLBACK_PRIORITY, OTHER_PRIORITY = 30, 20, 10
+"""Priorities of a spot-first group's spot group, of its on-demand fallback, and of every other group."""
+
+
+def expander_priorities(spot_first: list[str]) -> dict[str, list[str]]:
+    """The priority expander's table: Auto Scaling group name patterns by priority (higher wins).
+
+    Only groups that can hold a pending pod compete, and a pod of a spot-first group selects exactly
+    its spot group and its fallback (both carry its labels), so the table only has to rank those two.
+    The suffix of a group's name never matches another group: ``gpu-on-demand``'s ``on-demand`` is not hex.
+    """
+    return {
+        str(SPOT_PRIORITY): [_ASG_OF.format(group=g) for g in sorted(spot_first)],
+        str(FALLBACK_PRIORITY): [_ASG_OF.format(group=f"{g}{FALLBACK_SUFFIX}") for g in sorted(spot_first)],
+        str(OTHER_PRIORITY): [".*"],
+    }
 
 
 def keda(name: str, cluster: ClusterConfig, oidc: tuple[pulumi.Input[str], pulumi.Input[str]] | None,

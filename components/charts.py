@@ -8,7 +8,7 @@ and, where a mirror lacks the pinned release, at another version.
 
 from __future__ import annotations
 
-__all__ = ["ADDON_CHARTS", "AUTOSCALER_IMAGES", "CHARTS", "KUBERNETES_VERSIONS", "chart_version"]
+__all__ = ["ADDON_CHARTS", "AUTOSCALER_IMAGES", "CHARTS", "KARPENTER_AMI_ALIASES", "KUBERNETES_VERSIONS", "chart_version"]
 
 KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
 """Kubernetes minor versions modelplane renders and validates against."""
@@ -26,6 +26,9 @@ CHARTS: dict[str, tuple[str, str | dict[str, str]]] = {
     "kube-prometheus-stack": ("https://prometheus-community.github.io/helm-charts", "88.5.3"),
     # Chart 3.5.0 is controller v3.5.0, which supports Kubernetes 1.22+ (every minor here).
     "aws-load-balancer-controller": ("https://aws.github.io/eks-charts", "3.5.0"),
+    # Karpenter 1.14.1 supports Kubernetes 1.31-1.36 (its compatibility matrix), serves karpenter.sh/v1 NodePools
+    # and karpenter.k8s.aws/v1 EC2NodeClasses, and reads a duration in karpenter.sh/do-not-disrupt (1.12+).
+    "karpenter": ("oci://public.ecr.aws/karpenter", "1.14.1"),
 }
 """Helm charts the cluster installs: name -> (default repository, pinned chart version or one per minor)."""
 
@@ -35,6 +38,11 @@ ADDON_CHARTS = {"keda": "keda", "prometheus": "kube-prometheus-stack", "nvidiaDe
 
 AUTOSCALER_IMAGES = {"1.31": "v1.31.0", "1.32": "v1.32.0", "1.33": "v1.33.0", "1.34": "v1.34.2", "1.35": "v1.35.0"}
 """Cluster-autoscaler image per minor: each chart's own default tag, pinned here so a chart bump cannot move it."""
+
+KARPENTER_AMI_ALIASES = {"AL2023": "al2023@v20260520", "BOTTLEROCKET": "bottlerocket@v1.46.0"}
+"""The EKS-optimised AMI release Karpenter nodes boot, by AMI family: pinned, so that a new AMI release is a change
+of this file (and a visible drift of every node, rolled by the groups' disruption budgets), not a surprise. Each
+alias resolves to the AMI of the cluster's Kubernetes minor and of the instance type (NVIDIA variant for GPU types)."""
 
 assert all(set(pinned) == set(KUBERNETES_VERSIONS) for _, pinned in CHARTS.values() if isinstance(pinned, dict))
 assert set(AUTOSCALER_IMAGES) == set(KUBERNETES_VERSIONS)

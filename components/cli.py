@@ -25,6 +25,7 @@ from .charts import ADDON_CHARTS
 from .cost import estimate, format_cost, usd
 from .config import (
     ADDONS,
+    FALLBACK_SUFFIX,
     ApiConfig,
     ConfigError,
     EstateConfig,
@@ -256,10 +257,12 @@ def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
     lines += ["", "Component tree"]
     lines += _tree(plan)
     lines += ["", "Cluster add-ons"]
-    lines += _table(["add-on", "here", "chart"], [_addon_row(estate, addon) for addon in ADDONS])
+    lines += _table(["add-on", "here", "chart"], [_addon_row(estate, addon) for addon in ADDONS]
+                    + ([_karpenter_row(estate)] if estate.karpenter else []))
     lines += ["", "Node groups" if estate.existing is None else "Node groups (pools of the existing cluster)"]
+    lines[-1] += _engine_note(estate)
     lines += _table(["group", "instance types", "capacity", "nodes", "GPUs/node", "GPUs at peak+surge / max"], [
-        [name, ", ".join(g.instance_types), g.capacity_type, f"{g.min_size}-{g.max_size}",
+        [name, ", ".join(g.instance_types), g.capacity_type, f"{0 if estate.karpenter else g.min_size}-{g.max_size}",
          str(estate.gpus_per_node(name)) if g.gpu else "-", _demand(name, estate)]
         for name, g in estate.node_groups.items()])
     lines += ["", "Model APIs"]
@@ -358,6 +361,26 @@ def _addon_row(estate: EstateConfig, addon: str) -> list[str]:
         kind = "present (APIs get PodMonitors)" if mode == "present" else "outside (scrapes pod annotations)"
         here = f"{kind}; KEDA queries {estate.cluster.prometheus.url}"
     return [addon, here, "-"]
+
+
+def _karpenter_row(estate: EstateConfig) -> list[str]:
+    """The Karpenter controller: the capacity engine of a ``karpenter`` cluster, with its interruption queue."""
+    reference, version, repository = chart_source(estate.cluster, "karpenter")
+    source = repository["repo"] if repository else reference.rsplit("/", 1)[0]
+    return ["karpenter", "installed by modelplane", f"karpenter {version} from {source} "
+                                                     "(+ karpenter-crd; interruption queue + 4 EventBridge rules)"]
+
+
+def _engine_note(estate: EstateConfig) -> str:
+    """What makes the nodes, after the node-groups title: Karpenter NodePools, or spot groups' on-demand fallbacks."""
+    if estate.karpenter:
+        return (" (Karpenter NodePools: nodes launched for pending pods up to max; spotWithFallback = spot and "
+                "on-demand in one pool)")
+    fallbacks = estate.spot_first_managed_groups
+    if fallbacks:
+        return (f" (managed node groups; {', '.join(f'{g}{FALLBACK_SUFFIX}' for g in fallbacks)}: on-demand "
+                "fallback, grown by the autoscaler's priority expander only when spot cannot be had)")
+    return ""
 
 
 def _demand(group: str, estate: EstateConfig) -> str:

@@ -90,16 +90,16 @@ def estimate(estate: EstateConfig) -> CostEstimate:
         # Always on-demand: no spot estimate.
         lines.append(replace(_nodes("system nodes", system.instance_type, "onDemand",
                                     (system.min_size, system.max_size)), spot_each=None))
+    counts = node_counts(estate)
     for name, group in estate.node_groups.items():
-        line = _nodes(f"node group {name}", group.instance_types[0], group.capacity_type,
-                      (group.min_size, group.max_size), created)
-        lines.append(line)
+        lines.append(_nodes(f"node group {name}", group.instance_types[0], group.capacity_type, counts[name],
+                            created))
         if len(group.instance_types) > 1:
             others = ", ".join(f"{t} {_price_text(t)}" for t in group.instance_types[1:])
             notes.append(f"node group {name!r} is priced at {group.instance_types[0]}, its first (preferred) type; "
                          f"nodes of its other types cost {others}")
     if created:
-        gib = [sum(g.disk_size_gib * (g.min_size, g.max_size)[at] for g in estate.node_groups.values())
+        gib = [sum(g.disk_size_gib * counts[n][at] for n, g in estate.node_groups.items())
                + SYSTEM_DISK_GIB * (estate.cluster.system_node_group.min_size,
                                     estate.cluster.system_node_group.max_size)[at] for at in (0, 1)]
         lines.append(CostLine("root volumes", "encrypted gp3, GiB of all nodes", (gib[0], gib[1]),
@@ -121,6 +121,14 @@ def estimate(estate: EstateConfig) -> CostEstimate:
     if spot:
         notes.append(f"spot groups ({', '.join(spot)}) count at the spot estimate, {pricing.SPOT_SHARE:.0%} of "
                      "on-demand; the real price moves by the hour and by zone")
+    fallback = [n for n, g in estate.node_groups.items() if g.capacity_type == "spotWithFallback"]
+    if fallback:
+        notes.append(f"spot-first groups ({', '.join(fallback)}) cost the on-demand column for the nodes that "
+                     "fall back when spot cannot be had")
+    if created and estate.karpenter:
+        notes.append("Karpenter keeps no minimum: at rest each pool has the nodes its APIs' minReplicas need (the "
+                     "plan's Node groups table), counted here as 0; the interruption queue and its rules bill by "
+                     "message, cents a month")
     if not created:
         notes.append("the cluster, its network and its pools are not created by this stack: the pools are shown, "
                      "not totalled")
@@ -132,6 +140,15 @@ def estimate(estate: EstateConfig) -> CostEstimate:
         if line.each is None:
             notes.append(f"{line.item}: no bundled price for {line.detail.split(',')[0]}; it is left out of the total")
     return CostEstimate(region, lines, notes)
+
+
+def node_counts(estate: EstateConfig) -> dict[str, tuple[int, int]]:
+    """Nodes of each group at rest and at most: minSize and maxSize.
+
+    Karpenter keeps no minimum: it launches nodes for pending pods, so at rest a pool has what its
+    APIs' minReplicas need; counted as 0 here.
+    """
+    return {name: (0 if estate.karpenter else g.min_size, g.max_size) for name, g in estate.node_groups.items()}
 
 
 def _standard_minors() -> list[str]:
@@ -146,9 +163,10 @@ def _price_text(instance_type: str) -> str:
 def _nodes(item: str, instance_type: str, capacity: str, count: tuple[int, int], created: bool = True) -> CostLine:
     price = pricing.instance_hourly(instance_type)
     spot_price = None if price is None else price * pricing.SPOT_SHARE
-    kind = "spot" if capacity == "spot" else "on-demand"
+    kind = {"spot": "spot", "spotWithFallback": "spot, on-demand fallback"}.get(capacity, "on-demand")
+    spot = capacity in ("spot", "spotWithFallback")
     return CostLine(item, f"{instance_type}, {kind}" + ("" if created else ", existing pool"), count, price,
-                    spot_price, capacity == "spot", created)
+                    spot_price, spot, created)
 
 
 def _load_balancers(estate: EstateConfig) -> list[CostLine]:

@@ -58,12 +58,22 @@ REPLACED_BY: dict[str, tuple[str, ...]] = {
 KUBERNETES_IDENTITY = ("metadata.name", "metadata.namespace")
 """Every Kubernetes object is replaced when its name or namespace changes."""
 
+NODES_REPLACED_BY = {
+    # Karpenter replaces the nodes that no longer match their NodePool's template or EC2NodeClass (drift).
+    "kubernetes:karpenter.sh/v1:NodePool": ("spec.template",),
+    "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass": ("spec",),
+    # EKS rolls a managed group's nodes onto a new launch template version.
+    "eks:index:ManagedNodeGroup": ("launchTemplate",),
+}
+"""Per type, the inputs whose change updates the resource in place but replaces the nodes it made."""
+
 SCALE_ONLY = {
     "kubernetes:autoscaling/v2:HorizontalPodAutoscaler": ("spec.minReplicas", "spec.maxReplicas", "spec.behavior",
                                                           "spec.metrics"),
     "kubernetes:keda.sh/v1alpha1:ScaledObject": ("spec",),
     "eks:index:ManagedNodeGroup": ("scalingConfig",),
     "kubernetes:apps/v1:Deployment": ("spec.replicas",),
+    "kubernetes:karpenter.sh/v1:NodePool": ("spec.limits",),
 }
 """Per type, the inputs whose change alone is a scale change (autoscaling bounds and behaviour, node counts)."""
 
@@ -77,7 +87,8 @@ class Change:
     """One resource whose registration differs between the base and the working tree."""
 
     verdict: str
-    """``create``, ``delete``, ``rolling update``, ``scale change``, ``in-place update`` or ``replacement``."""
+    """``create``, ``delete``, ``rolling update``, ``scale change``, ``in-place update``, ``node replacement``
+    (the resource updates in place and the nodes it made are replaced) or ``replacement``."""
     type: str
     name: str
     api: str | None
@@ -274,9 +285,12 @@ def _classify(type_: str, name: str, api: str | None, old: dict[str, Any], new: 
         rolling = new.get("spec", {}).get("strategy", {}).get("rollingUpdate", {})
         surge = f"maxSurge {rolling.get('maxSurge', '25%')}, maxUnavailable {rolling.get('maxUnavailable', '25%')}"
         return Change("rolling update", type_, name, api, shown + (f"pods roll with {surge}",))
-    if type_ == "eks:index:ManagedNodeGroup" and any(_under(p, ("launchTemplate",)) for p, _, _ in paths):
-        return Change("in-place update", type_, name, api,
-                      shown + ("EKS rolls the group's nodes onto the new launch template version, draining each",))
+    if any(_under(p, NODES_REPLACED_BY.get(type_, ())) for p, _, _ in paths):
+        how = ("EKS rolls the group's nodes onto the new launch template version, draining each"
+               if type_.startswith("eks:") else
+               "Karpenter replaces the pool's nodes that no longer match (drift), draining each within the "
+               "pool's disruption budgets")
+        return Change("node replacement", type_, name, api, shown + (how,))
     return Change("in-place update", type_, name, api, shown)
 
 
@@ -308,7 +322,8 @@ def _short(type_: str) -> str:
 
 # --------------------------------------------------------------------------- the report
 
-_VERDICT_ORDER = ("replacement", "delete", "create", "rolling update", "in-place update", "scale change")
+_VERDICT_ORDER = ("replacement", "node replacement", "delete", "create", "rolling update", "in-place update",
+                  "scale change")
 
 
 def format_markdown(diff: EstateDiff) -> str:
@@ -320,8 +335,10 @@ def format_markdown(diff: EstateDiff) -> str:
     if not diff.changes:
         lines += ["No change: the stack renders the same resources with the same inputs.", ""]
     replacements = diff.replacements
+    nodes = [c for c in diff.changes if c.verdict == "node replacement"]
     lines.append(f"**APIs**: {_names(added)} added, {_names(removed)} removed, {_names(changed)} changed. "
-                 + (f"**{len(replacements)} replacement(s)**." if replacements else "No replacement."))
+                 + (f"**{len(replacements)} replacement(s)**." if replacements else "No replacement.")
+                 + (f" **Nodes replaced** in {', '.join(sorted(c.name for c in nodes))}." if nodes else ""))
     lines.append("")
     for api in added + removed + changed:
         verdicts = sorted({c.verdict for c in diff.changes if c.api == api}, key=_VERDICT_ORDER.index)
@@ -367,10 +384,12 @@ def _groups(side: Side) -> dict[str, tuple[str, str, str]]:
     if estate is None:
         return {}
     rows = {}
+    counts = costs.node_counts(estate)
     for name, group in estate.node_groups.items():
         demand = gpu_demand(name, group, estate.apis)
         per_node = estate.gpus_per_node(name)
-        rows[name] = (f"{group.min_size}-{group.max_size}", str(group.max_size * per_node) if group.gpu else "-",
+        low, high = counts[name]
+        rows[name] = (f"{low}-{high}", str(high * per_node) if group.gpu else "-",
                       str(demand.steady + demand.surge) if demand else "-")
     return rows
 

@@ -15,9 +15,10 @@ from typing import Any
 import pulumi
 
 from . import offline
-from .config import NAMESPACE, ConfigError, EstateConfig, Issue, config_from_pulumi, parse_estate
+from .config import FALLBACK_SUFFIX, NAMESPACE, ConfigError, EstateConfig, Issue, config_from_pulumi, parse_estate
 from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .gpu_node_group import GpuNodeGroup
+from .karpenter_node_pool import KarpenterNodePool, KarpenterNodePoolArgs
 from .model_api import ModelApi, ModelApiArgs, service_url
 from .node_group import NodeGroup, NodeGroupArgs
 from .placement import Placement
@@ -70,7 +71,10 @@ class Estate(pulumi.ComponentResource):
     cluster: ServingCluster | ExistingCluster
     """The cluster: created (:class:`ServingCluster`) or existing (:class:`ExistingCluster`)."""
     node_groups: dict[str, NodeGroup]
-    """Node groups modelplane created, by name (GPU groups are :class:`GpuNodeGroup`); none on an existing cluster."""
+    """Managed node groups modelplane created, by resource name (GPU groups are :class:`GpuNodeGroup`; a
+    ``spotWithFallback`` group's on-demand fallback is ``<group>-on-demand``); none on an existing cluster."""
+    node_pools: dict[str, KarpenterNodePool]
+    """Karpenter node pools modelplane created, by group name (``capacityEngine: karpenter``)."""
     placements: dict[str, Placement]
     """Where each node group's pods go (selector, tolerations), by group name."""
     apis: dict[str, ModelApi]
@@ -91,6 +95,7 @@ class Estate(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**config.cluster.tags, "modelplane.io/cluster": config.cluster.name}
         self.node_groups = {}
+        self.node_pools = {}
         waits: dict[str, list[pulumi.Resource]] = {}
         if config.existing is not None:
             self.placements = {group: Placement.for_existing_pool(group, spec)
@@ -113,20 +118,43 @@ class Estate(pulumi.ComponentResource):
                 ServingClusterArgs(spec=config.cluster, region=config.region,
                                    nvidia_device_plugin=config.installs_device_plugin,
                                    keda=config.installs_keda, prometheus=config.installs_prometheus,
-                                   load_balancer_controller=config.installs_load_balancer_controller),
+                                   load_balancer_controller=config.installs_load_balancer_controller,
+                                   spot_first_groups=config.spot_first_managed_groups),
                 opts=child,
             )
             self.cluster = cluster
+            self.placements = {}
             for group, spec in config.node_groups.items():
+                if cluster.karpenter is not None:
+                    pool = KarpenterNodePool(
+                        group,
+                        KarpenterNodePoolArgs(spec=spec, cluster_name=config.cluster.name,
+                                              node_role_name=cluster.karpenter.node_role.name,
+                                              controller=cluster.karpenter.release,
+                                              subnet_ids=cluster.subnet_ids_for_pools, group=group, tags=tags,
+                                              provider=cluster.provider),
+                        opts=child,
+                    )
+                    self.node_pools[group] = pool
+                    self.placements[group] = pool.placement
+                    waits[group] = [pool.node_pool]
+                    continue
                 component = GpuNodeGroup if spec.gpu else NodeGroup
-                self.node_groups[group] = component(
-                    group,
-                    NodeGroupArgs(cluster=cluster.cluster, node_role=cluster.node_role,
-                                  subnet_ids=cluster.private_subnet_ids, spec=spec, group=group, tags=tags),
-                    opts=child,
-                )
-                waits[group] = [self.node_groups[group].managed_node_group]
-            self.placements = {group: g.placement for group, g in self.node_groups.items()}
+                # A spot-first group: the spot group keeps the group's name (and identity); an on-demand twin
+                # with the same labels and taints is there for when spot cannot be had.
+                members = {group: spec}
+                if spec.capacity_type == "spotWithFallback":
+                    members[f"{group}{FALLBACK_SUFFIX}"] = spec.model_copy(update={
+                        "capacity_type": "onDemand", "min_size": 0, "desired_size": None})
+                for resource_name, member in members.items():
+                    self.node_groups[resource_name] = component(
+                        resource_name,
+                        NodeGroupArgs(cluster=cluster.cluster, node_role=cluster.node_role,
+                                      subnet_ids=cluster.private_subnet_ids, spec=member, group=group, tags=tags),
+                        opts=child,
+                    )
+                    waits.setdefault(group, []).append(self.node_groups[resource_name].managed_node_group)
+                self.placements[group] = self.node_groups[group].placement
             self.kubeconfig = cluster.kubeconfig
         context = self.cluster.context
         self.apis = {}

@@ -382,6 +382,18 @@ def service_url(name: str, namespace: str) -> str:
 
 
 
+DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
+"""Pod annotation Karpenter (1.12+) reads: ``"true"`` blocks voluntary disruption of the pod's node, a duration
+(``"15m"``) blocks it for that long after the pod started."""
+
+
+def startup_budget(spec: ApiConfig) -> str:
+    """How long the API's replicas may take to start: its startup probe's periodSeconds x failureThreshold, else 10m."""
+    probe = spec.startup_probe
+    seconds = probe.period_seconds * probe.failure_threshold if probe is not None else 600
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
 def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: dict[str, str],
                     labels: dict[str, str], service_account: pulumi.Input[str],
                     queue_url: pulumi.Input[str] | None = None,
@@ -405,6 +417,10 @@ def deployment_spec(name: str, spec: ApiConfig, placement: Placement, selector: 
     if endpoints:
         _, port, path = endpoints[0]
         scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": path}
+    if placement.protect_starting_pods:
+        # Karpenter leaves the pod's node alone (no consolidation, no drift) for this long after the pod
+        # starts: a replica loading its model is never moved; afterwards its PDB governs.
+        scrape[DO_NOT_DISRUPT] = placement.startup_time or startup_budget(spec)
     return {
         "selector": {"matchLabels": selector},
         "revisionHistoryLimit": 10,

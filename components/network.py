@@ -36,8 +36,11 @@ def subnet_cidrs(spec: VpcConfig) -> tuple[list[str], list[str]]:
 
 
 def build_network(name: str, spec: VpcConfig, cluster_name: str, tags: dict[str, str],
-                  parent: pulumi.Resource) -> Network:
-    """Use the existing VPC ``spec.id``, or create one with NAT egress for private subnets."""
+                  parent: pulumi.Resource, private_subnet_tags: dict[str, str] | None = None) -> Network:
+    """Use the existing VPC ``spec.id``, or create one with NAT egress for private subnets.
+
+    ``private_subnet_tags`` go on a new VPC's private subnets only (Karpenter's discovery tag).
+    """
     if spec.id is not None:
         return Network(spec.id, list(spec.private_subnet_ids), list(spec.public_subnet_ids))
 
@@ -76,7 +79,8 @@ def build_network(name: str, spec: VpcConfig, cluster_name: str, tags: dict[str,
         private = aws.ec2.Subnet(f"{name}-private-{index}", vpc_id=vpc.id, cidr_block=private_cidr,
                                  availability_zone=zone,
                                  tags={**tags, **cluster_tag, "Name": f"{name}-private-{index}",
-                                       "kubernetes.io/role/internal-elb": "1"}, opts=opts)
+                                       "kubernetes.io/role/internal-elb": "1", **(private_subnet_tags or {})},
+                                 opts=opts)
         private_rt = aws.ec2.RouteTable(f"{name}-private-{index}", vpc_id=vpc.id,
                                         routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat_ids[-1]}],
                                         tags={**tags, "Name": f"{name}-private-{index}"}, opts=opts)

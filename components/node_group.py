@@ -16,7 +16,8 @@ from .placement import Placement
 
 __all__ = ["NodeGroup", "NodeGroupArgs"]
 
-_CAPACITY = {"onDemand": "ON_DEMAND", "spot": "SPOT"}
+_CAPACITY = {"onDemand": "ON_DEMAND", "spot": "SPOT", "spotWithFallback": "SPOT"}
+"""EKS capacity type of a group's managed node group; a spot-first group's on-demand fallback is its own group."""
 
 
 @dataclass

@@ -184,6 +184,10 @@ def _fake_outputs(typ: str, name: str, region: str, inputs: dict[str, Any]) -> d
         queue = inputs.get("name") or name
         url = f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{queue}"
         return {"id": url, "url": url, "arn": f"arn:aws:sqs:{region}:{ACCOUNT}:{queue}"}
+    if typ == "aws:cloudwatch/eventRule:EventRule":
+        # Autonamed by the provider: the Pulumi name plus a random suffix.
+        rule = inputs.get("name") or f"{name}-{h[:7]}"
+        return {"id": rule, "name": rule, "arn": f"arn:aws:events:{region}:{ACCOUNT}:rule/{rule}"}
     if typ == "kubernetes:networking.k8s.io/v1:Ingress":
         # The controller's answer: the shared ALB's DNS name (one per IngressGroup).
         group = ((inputs.get("metadata") or {}).get("annotations") or {}).get("alb.ingress.kubernetes.io/group.name",

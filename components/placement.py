@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import NodeGroupConfig
+from .config import NodeGroupConfig, effective_disruption
 
 __all__ = ["GPU_RESOURCE", "NODE_GROUP_LABEL", "Placement", "Taint"]
 
@@ -43,14 +43,24 @@ class Placement:
     gpu: bool = False
     selector: dict[str, str] | None = None
     """Labels the pods select the group's nodes by. None: ``modelplane.io/node-group: <group>``."""
+    protect_starting_pods: bool = False
+    """The group is a Karpenter NodePool whose pods are protected from voluntary disruption while they start."""
+    startup_time: str | None = None
+    """How long that protection lasts from a pod's start; None: each API's own startup budget."""
 
     @classmethod
-    def for_group(cls, group: str, spec: NodeGroupConfig) -> Placement:
-        """The placement a node group that modelplane creates, declared as ``spec`` under the name ``group``, gets."""
+    def for_group(cls, group: str, spec: NodeGroupConfig, karpenter: bool = False) -> Placement:
+        """The placement a node group that modelplane creates, declared as ``spec`` under the name ``group``, gets.
+
+        ``karpenter``: the group is a Karpenter NodePool, and its disruption settings may protect starting pods.
+        """
         labels = {**spec.labels, NODE_GROUP_LABEL: group}
         if spec.gpu:
             labels[GPU_PRESENT_LABEL] = "true"
-        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu)
+        disruption = effective_disruption(spec)
+        protect = karpenter and disruption.protect_starting_pods
+        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu, protect_starting_pods=protect,
+                   startup_time=disruption.startup_time if protect else None)
 
     @classmethod
     def for_existing_pool(cls, group: str, spec: NodeGroupConfig) -> Placement:
@@ -70,6 +80,10 @@ class Placement:
         """Pod ``tolerations`` for every taint of this group."""
         return [{"key": t.key, "operator": "Equal", "value": t.value, "effect": t.effect}
                 for t in self.taints]
+
+    def kubernetes_taints(self) -> list[dict[str, str]]:
+        """The taints as a Node (and a Karpenter NodePool) spells them."""
+        return [{"key": t.key, "value": t.value, "effect": t.effect} for t in self.taints]
 
     def eks_taints(self) -> list[dict[str, str]]:
         """The taints in the EKS node group API's spelling (``NO_SCHEDULE``)."""

@@ -98,6 +98,10 @@ VALIDATOR_ONLY: dict[str, str] = {
                 "controller for exposed APIs, installed with the OIDC provider, aws:region and vpcId, present with "
                 "vpcCidr or vpcId); the OIDC "
                 "provider for modelUri and queue; aws:region for a queue modelplane creates",
+    "capacity-engine": "what a node group's capacity engine allows: minSize and desiredSize only on managed node "
+                       "groups, disruption only on Karpenter NodePools, a budget's schedule together with its "
+                       "duration, a startupTime above 0s; karpenter only on a cluster modelplane creates; no group "
+                       "named like a spotWithFallback group's on-demand fallback (<group>-on-demand)",
 }
 """Rules that only ``modelplane validate`` checks, by id: the schema accepts a file that breaks them."""
 

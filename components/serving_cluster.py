@@ -8,13 +8,16 @@ cluster autoscaler (so node groups scale, from zero too) and, when GPU groups
 need it, the NVIDIA device plugin. When model APIs need them: KEDA (with an
 IAM role for SQS depth and Amazon Managed Prometheus queries), a
 kube-prometheus-stack Prometheus that scrapes the request proxies, and the AWS
-Load Balancer Controller (with its IAM role) for exposed APIs.
+Load Balancer Controller (with its IAM role) for exposed APIs. With
+``capacityEngine: karpenter``: the Karpenter controller, its IAM roles and its
+interruption queue (see :mod:`modelplane.karpenter`), the private subnets
+tagged for its discovery; the estate then makes a :class:`KarpenterNodePool` per group.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -26,6 +29,7 @@ from .addons import PROMETHEUS_URL
 from .charts import CHARTS, chart_version
 from .cluster_context import ClusterContext, kubernetes_provider
 from .config import ClusterConfig, NodeGroupConfig, scraper_peers
+from .karpenter import DISCOVERY_TAG, Karpenter, install_karpenter
 from .network import build_network
 from .node_group import NodeGroup, NodeGroupArgs
 from .placement import NODE_GROUP_LABEL
@@ -61,6 +65,8 @@ class ServingClusterArgs:
     """Install kube-prometheus-stack (Prometheus Operator and a Prometheus that scrapes every PodMonitor)."""
     load_balancer_controller: bool = False
     """Install the AWS Load Balancer Controller, which makes the load balancers of exposed APIs. Default: off."""
+    spot_first_groups: list[str] = field(default_factory=list)
+    """Managed ``spotWithFallback`` groups: the cluster autoscaler grows their spot group before its on-demand fallback."""
 
 
 class ServingCluster(pulumi.ComponentResource):
@@ -94,6 +100,10 @@ class ServingCluster(pulumi.ComponentResource):
     """The AWS Load Balancer Controller release (None when no API is exposed); Ingresses wait for it."""
     context: ClusterContext
     """The cluster as its model APIs see it."""
+    karpenter: Karpenter | None
+    """The Karpenter install (``capacityEngine: karpenter``), which node pools use; None for managed node groups."""
+    subnet_ids_for_pools: list[pulumi.Input[str]] | None
+    """Subnets Karpenter launches into by id (an existing VPC's); None: the private subnets carry its discovery tag."""
 
     def __init__(self, name: str, args: ServingClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("modelplane:index:ServingCluster", name, None, opts)
@@ -101,7 +111,9 @@ class ServingCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = {**spec.tags, "modelplane.io/cluster": spec.name}
 
-        network = build_network(name, spec.vpc, spec.name, tags, parent=self)
+        karpenter = spec.capacity_engine == "karpenter"
+        network = build_network(name, spec.vpc, spec.name, tags, parent=self,
+                                private_subnet_tags={DISCOVERY_TAG: spec.name} if karpenter else None)
         secrets_key = aws.kms.Key(f"{name}-secrets", description=f"EKS secrets encryption for {spec.name}",
                                   enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
         self.node_role = _node_role(name, tags, parent=self)
@@ -151,8 +163,13 @@ class ServingCluster(pulumi.ComponentResource):
         add_on = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[system_group])
         on_system = {NODE_GROUP_LABEL: SYSTEM_GROUP}
         if args.cluster_autoscaler:
+            # With Karpenter it scales the system group only (the one managed node group).
             addons.cluster_autoscaler(name, spec, args.region, self.oidc_provider_arn, self.oidc_provider_url,
-                                      tags, on_system, add_on)
+                                      tags, on_system, add_on, spot_first=args.spot_first_groups)
+        self.karpenter = install_karpenter(
+            name, spec, args.region, self.oidc_provider_arn, self.oidc_provider_url, tags, on_system, add_on,
+            eks_cluster=self.cluster) if karpenter else None
+        self.subnet_ids_for_pools = list(network.private_subnet_ids) if karpenter and spec.vpc.id is not None else None
         self.device_plugin = addons.nvidia_device_plugin(name, spec, add_on) if args.nvidia_device_plugin else None
         self.keda_role = None
         self.autoscaling_addons = []

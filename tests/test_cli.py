@@ -69,7 +69,7 @@ def test_plan_runs_the_policy_pack_and_fails_like_the_preview_on_a_mandatory_rul
     pytest.importorskip("pulumi_policy", reason="the pack needs pulumi-policy (the test extras install it)")
     shutil.copytree(ROOT / "policies", scratch_project / "policies", ignore=shutil.ignore_patterns("__pycache__"))
     assert main(["--project", str(scratch_project), "plan", "--stack", "prod"]) == 0
-    assert "Guardrails: policy pack, 23 rules: 0 mandatory and 0 advisory violation(s)" in capsys.readouterr().out
+    assert "Guardrails: policy pack, 24 rules: 0 mandatory and 0 advisory violation(s)" in capsys.readouterr().out
 
     # fraud-score by tag: prod's images-by-digest is mandatory.
     prod = scratch_project / "stacks" / "Pulumi.prod.yaml"
@@ -103,10 +103,10 @@ def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> No
                      "NetworkPolicy", scaler):
             assert (kind, api) in kinds
     # Five APIs with eight objects each, the recommender's content-named config ConfigMap, a proxy
-    # ConfigMap for each of the four APIs behind the proxy (llm-chat runs without) and an Ingress for
-    # each of the two exposed APIs.
+    # ConfigMap for each of the four APIs behind the proxy (llm-chat runs without), an Ingress for each
+    # of the two exposed APIs, and a Karpenter NodePool and EC2NodeClass for each of the four node groups.
     assert {name for kind, name in kinds if kind == "Ingress"} == {"fraud-score", "sentiment"}
-    assert len(files) == len(kinds) == 5 * 8 + 1 + 4 + 2
+    assert len(files) == len(kinds) == 5 * 8 + 1 + 4 + 2 + 4 * 2
     assert sum(1 for kind, _ in kinds if kind == "ConfigMap") == 5
     deployment = yaml.safe_load((out / "k8s" / "llm-chat" / "deployment-llm-chat.yaml").read_text())
     assert list(deployment)[:3] == ["apiVersion", "kind", "metadata"]
@@ -117,7 +117,9 @@ def test_render_writes_each_object_once_and_resources_json(tmp_path: Path) -> No
     resources = json.loads((out / "resources.json").read_text())
     types = [r["type"] for r in resources["resources"]]
     assert types.count("eks:index:Cluster") == 1
-    assert types.count("eks:index:ManagedNodeGroup") == 5  # four declared groups + the system group
+    # prod's four groups are Karpenter NodePools; the system group is the one managed node group.
+    assert types.count("eks:index:ManagedNodeGroup") == 1
+    assert types.count("kubernetes:karpenter.sh/v1:NodePool") == 4
     assert resources["outputs"]["kubeconfig"] == "[secret]"
     assert all({"urn", "type", "name", "parent", "inputs"} <= set(r) for r in resources["resources"])
     node_group = next(r for r in resources["resources"] if r["type"] == "eks:index:ManagedNodeGroup")

@@ -281,6 +281,8 @@ def test_public_subnets_do_not_hand_out_public_ips(dev_plan) -> None:
 
 
 UNTAGGABLE = {
+    "aws:cloudwatch/eventTarget:EventTarget",
+    "aws:sqs/queuePolicy:QueuePolicy",
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
     "aws:iam/rolePolicy:RolePolicy",
     "aws:ec2/routeTableAssociation:RouteTableAssociation",
@@ -309,11 +311,23 @@ def test_node_role_trusts_ec2_only(dev_plan, find) -> None:
                                     "Action": "sts:AssumeRole"}]
 
 
-@pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan"])
+@pytest.fixture(scope="module")
+def prod_managed_plan(render, stack_configs):
+    """prod on managed node groups (its Karpenter-only disruption block left out): a spot-first group there
+    is a spot group and its on-demand twin."""
+    return render("prod", stack_configs.edited(
+        "prod", (("modelplane:cluster", "capacityEngine"), "managedNodeGroups"),
+        (("modelplane:nodeGroups", "gpu-llm", "disruption"), stack_configs.DELETE)))
+
+
+@pytest.mark.parametrize("plan_name", ["dev_plan", "prod_plan", "prod_managed_plan"])
 def test_launch_templates_require_imdsv2_with_one_hop_and_encrypt_the_root_volume(request, plan_name: str) -> None:
     plan = request.getfixturevalue(plan_name)
     templates = plan.by_type(LAUNCH_TEMPLATE)
-    assert len(templates) == len(plan.by_type(MANAGED_NODE_GROUP)) == len(plan.config.node_groups) + 1
+    # One per managed node group: each declared group (a spot-first one has an on-demand twin) and the system
+    # group; on Karpenter only the system group is one.
+    groups = 0 if plan.config.karpenter else len(plan.config.node_groups) + len(plan.config.spot_first_managed_groups)
+    assert len(templates) == len(plan.by_type(MANAGED_NODE_GROUP)) == groups + 1
 
     for template in templates:
         inputs = template.inputs
@@ -361,20 +375,20 @@ def test_gpu_spot_group_inputs(dev_plan, find) -> None:
 
 
 @pytest.mark.parametrize("group_name", ["gpu-inference", "gpu-spot", "gpu-llm"])
-def test_prod_gpu_groups_get_an_nvidia_ami_and_the_gpu_taint_first(prod_plan, find, group_name: str) -> None:
-    group = find.one(prod_plan, MANAGED_NODE_GROUP, group_name).inputs
-    spec = prod_plan.config.node_groups[group_name]
+def test_prod_gpu_groups_get_an_nvidia_ami_and_the_gpu_taint_first(prod_managed_plan, find, group_name: str) -> None:
+    group = find.one(prod_managed_plan, MANAGED_NODE_GROUP, group_name).inputs
+    spec = prod_managed_plan.config.node_groups[group_name]
 
     assert group["amiType"].endswith("_NVIDIA")
     assert group["taints"][0] == GPU_TAINT_EKS
-    assert group["capacityType"] == {"onDemand": "ON_DEMAND", "spot": "SPOT"}[spec.capacity_type]
+    assert group["capacityType"] == {"onDemand": "ON_DEMAND", "spotWithFallback": "SPOT"}[spec.capacity_type]
     assert {k: int(v) for k, v in group["scalingConfig"].items()} == {
         "minSize": spec.min_size, "desiredSize": spec.min_size, "maxSize": spec.max_size}
     assert group["ignoreScalingChanges"] is True
 
 
-def test_prod_llm_group_adds_its_own_taint_in_eks_spelling(prod_plan, find) -> None:
-    group = find.one(prod_plan, MANAGED_NODE_GROUP, "gpu-llm").inputs
+def test_prod_llm_group_adds_its_own_taint_in_eks_spelling(prod_managed_plan, find) -> None:
+    group = find.one(prod_managed_plan, MANAGED_NODE_GROUP, "gpu-llm").inputs
 
     assert group["taints"] == [GPU_TAINT_EKS, {"key": "modelplane.io/llm", "value": "true", "effect": "NO_SCHEDULE"}]
 
@@ -403,7 +417,7 @@ GPU_HINT = "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"
 
 @pytest.mark.parametrize(("plan_name", "group", "gpus"), [
     ("dev_plan", "gpu-spot", "1"),
-    ("prod_plan", "gpu-llm", "4"),
+    ("prod_managed_plan", "gpu-llm", "4"),
     ("dev_plan", "cpu", None),
     ("dev_plan", "ml-dev-system", None),
 ])
@@ -459,7 +473,7 @@ def eks_to_kubernetes_effect(effect: str) -> str:
 
 @pytest.mark.parametrize(("plan_name", "api", "group"), [
     ("dev_plan", "image-embed", "gpu-spot"),
-    *[("prod_plan", api, group) for api, group in PROD_GPU_APIS.items()],
+    *[("prod_managed_plan", api, group) for api, group in PROD_GPU_APIS.items()],
 ])
 def test_gpu_api_tolerates_exactly_its_groups_taints_and_selects_it(request, find, plan_name, api, group) -> None:
     plan = request.getfixturevalue(plan_name)

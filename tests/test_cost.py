@@ -130,7 +130,7 @@ def test_cost_command_prints_the_table_and_plan_prints_the_totals(capsys) -> Non
     out = capsys.readouterr().out
     assert "node group gpu-llm        g5.12xlarge, on-demand" in out
     assert "load balancer             public ALB for sentiment" in out
-    assert "total as configured (spot groups at the estimate): $15.64/h at min, $49.33/h at max" in out
+    assert "total as configured (spot groups at the estimate): $1.01/h at min, $45.25/h at max" in out
     assert "this stack runs in eu-west-1, where most of these types list about a tenth higher" in out
     assert main(["plan", "--stack", "dev"]) == 0
     plan = capsys.readouterr().out

@@ -17,7 +17,7 @@ GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("MODELPLANE_UPDATE_GOLDEN") == "1"
 FRAUD_IMAGE = ("fraud-score:2024.11.3@sha256:1b333ba1b7c2aa5299b99572a6b7fbe35bd4c13613aabcc0b210ad7bd93d7ac0",
                "fraud-score:2024.12.1@sha256:2c444ba1b7c2aa5299b99572a6b7fbe35bd4c13613aabcc0b210ad7bd93d7ac1")
-CPU_TYPES = ("instanceTypes: [c6i.2xlarge, c5.2xlarge]", "instanceTypes: [c7i.2xlarge, c6i.2xlarge]")
+CPU_TYPES = ("instanceTypes: [c6i.2xlarge, c5.2xlarge, c7i.2xlarge]", "instanceTypes: [m7i.2xlarge, c7i.2xlarge]")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -69,17 +69,28 @@ def test_an_image_bump_is_a_rolling_update_and_nothing_is_replaced(repo: Path) -
     golden("diff-prod-image-bump.md", report)
 
 
-def test_an_instance_type_change_replaces_the_node_group(repo: Path) -> None:
+def test_an_instance_type_change_replaces_the_node_groups_nodes(repo: Path) -> None:
+    # prod's pools are Karpenter NodePools: the pool updates in place and Karpenter replaces its nodes.
     edit(repo, "prod", CPU_TYPES, ("maxReplicas: 60", "maxReplicas: 80"))
     diff = diff_stack(repo, "prod", "HEAD")
 
-    assert [(c.verdict, c.name) for c in diff.replacements] == [("replacement", "cpu")]
+    assert [(c.verdict, c.type, c.name) for c in diff.changes if "node" in c.verdict] == [
+        ("node replacement", "kubernetes:karpenter.sh/v1:NodePool", "cpu")]
     assert ("scale change", "fraud-score-autoscaling") in [(c.verdict, c.name) for c in diff.changes]
     report = format_markdown(diff)
-    assert "**1 replacement(s)**" in report
-    # 20 nodes x (c7i.2xlarge $0.357 - c6i.2xlarge $0.34).
-    assert "| at their maximum sizes | $49.33/h | $49.67/h | +$0.34/h |" in report
+    assert "Karpenter replaces the pool's nodes that no longer match (drift)" in report
+    # 20 nodes x (m7i.2xlarge $0.4032 - c6i.2xlarge $0.34) at most, spot-first at the estimate (40 %).
+    assert "| at their maximum sizes | $45.25/h | $45.76/h | +$0.5056/h |" in report
     golden("diff-prod-instance-type.md", report)
+
+
+def test_a_managed_groups_instance_type_change_is_its_replacement(repo: Path) -> None:
+    edit(repo, "dev", ("instanceTypes: [m6i.xlarge, m5.xlarge]", "instanceTypes: [m7i.xlarge, m6i.xlarge]"))
+    diff = diff_stack(repo, "dev", "HEAD")
+
+    assert [(c.verdict, c.type, c.name) for c in diff.replacements] == [
+        ("replacement", "eks:index:ManagedNodeGroup", "cpu")]
+    assert "**1 replacement(s)**" in format_markdown(diff)
 
 
 def test_an_api_added_and_one_removed(repo: Path) -> None:
@@ -159,6 +170,14 @@ def deployment(**spec) -> dict:
     ("eks:index:ManagedNodeGroup", {"scalingConfig": {"maxSize": 3}}, {"scalingConfig": {"maxSize": 5}},
      "scale change"),
     ("eks:index:ManagedNodeGroup", {"labels": {"a": "1"}}, {"labels": {"a": "2"}}, "in-place update"),
+    ("eks:index:ManagedNodeGroup", {"launchTemplate": {"version": "1"}}, {"launchTemplate": {"version": "2"}},
+     "node replacement"),
+    ("kubernetes:karpenter.sh/v1:NodePool", {"spec": {"limits": {"cpu": "8"}}}, {"spec": {"limits": {"cpu": "16"}}},
+     "scale change"),
+    ("kubernetes:karpenter.sh/v1:NodePool", {"spec": {"disruption": {"consolidateAfter": "1m"}}},
+     {"spec": {"disruption": {"consolidateAfter": "5m"}}}, "in-place update"),
+    ("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", {"spec": {"amiSelectorTerms": [{"alias": "al2023@v1"}]}},
+     {"spec": {"amiSelectorTerms": [{"alias": "al2023@v2"}]}}, "node replacement"),
     ("eks:index:ManagedNodeGroup", {"capacityType": "ON_DEMAND"}, {"capacityType": "SPOT"}, "replacement"),
     ("eks:index:Cluster", {"version": "1.33"}, {"version": "1.34"}, "in-place update"),
     ("eks:index:Cluster", {"name": "a"}, {"name": "b"}, "replacement"),

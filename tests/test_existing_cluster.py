@@ -296,10 +296,10 @@ def test_chart_sources_can_be_a_mirror_or_an_oci_registry(render, stack_configs,
 
 
 def test_chart_sources_name_known_charts_and_valid_sources(stack_configs) -> None:
-    config = stack_configs.edited("dev", ((CLUSTER, "charts"), {"karpenter": {"repository": "oci://x"},
+    config = stack_configs.edited("dev", ((CLUSTER, "charts"), {"kyverno": {"repository": "oci://x"},
                                                                 "keda": {"repository": "ftp://mirror"}}))
     found = problems(config)
-    assert set(found) == {"modelplane:cluster.charts.karpenter", "modelplane:cluster.charts.keda.repository"}
+    assert set(found) == {"modelplane:cluster.charts.kyverno", "modelplane:cluster.charts.keda.repository"}
 
 
 # ------------------------------------------------------------------------ the plan says where it goes

@@ -102,6 +102,9 @@ NO_AWS = (((APIS, "doc-embed"), DELETE), ((APIS, "image-embed", "modelUri"), DEL
           ((APIS, "sentiment", "expose"), DELETE), ((APIS, "image-embed", "expose"), DELETE))
 """dev without its APIs that need AWS (a queue, a model in S3, a load balancer)."""
 
+KARPENTER_READY = (((GROUPS, "cpu", "minSize"), DELETE), ((GROUPS, "gpu-spot", "minSize"), DELETE))
+"""dev's node groups without minSize, which a Karpenter cluster refuses."""
+
 BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
     "dev": (),
     # Fields that only mean something next to other settings, all set up in one extra baseline:
@@ -193,6 +196,13 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
                                                      "addons": {"keda": "present"}}}),
         *POOLS_ONLY, *NO_AWS,
     ),
+    # dev's node groups without the sizes only managed node groups take, ready for Karpenter; then with it.
+    "karpenter-ready": KARPENTER_READY,
+    "karpenter": (*KARPENTER_READY, ((CLUSTER, "capacityEngine"), "karpenter")),
+    # The same with a scheduled budget on the GPU pool, whose fields then mean something.
+    "karpenter-budget": (*KARPENTER_READY, ((CLUSTER, "capacityEngine"), "karpenter"),
+                         ((GROUPS, "gpu-spot", "disruption"), {"budgets": [
+                             {"nodes": "1", "schedule": "0 7 * * mon-fri", "duration": "12h"}]})),
     # sentiment exposed on the internal load balancer over plain HTTP, at a path.
     "exposed": (
         ((APIS, "sentiment", "expose"), {"visibility": "internal", "path": "/s", "allowHttp": True}),
@@ -265,6 +275,22 @@ VARIATIONS: dict[str, Variation] = {
     "nodeGroups.*.gpusPerNode": on((*GPU_SPOT, "gpusPerNode"), 2, base="alt"),
     "nodeGroups.*.gpuTaint": on((*GPU_SPOT, "gpuTaint"), False),
     "nodeGroups.*.labels": on((*CPU, "labels"), {"team": "search"}),
+    "cluster.capacityEngine": on((CLUSTER, "capacityEngine"), "karpenter", base="karpenter-ready"),
+    "nodeGroups.*.disruption.consolidationPolicy": on((*GPU_SPOT, "disruption", "consolidationPolicy"),
+                                                      "WhenEmptyOrUnderutilized", base="karpenter"),
+    "nodeGroups.*.disruption.consolidateAfter": on((*GPU_SPOT, "disruption", "consolidateAfter"), "30m",
+                                                   base="karpenter"),
+    "nodeGroups.*.disruption.protectStartingPods": on((*GPU_SPOT, "disruption", "protectStartingPods"), False,
+                                                      base="karpenter"),
+    "nodeGroups.*.disruption.startupTime": on((*GPU_SPOT, "disruption", "startupTime"), "20m", base="karpenter"),
+    "nodeGroups.*.disruption.budgets[].nodes": on((*GPU_SPOT, "disruption", "budgets", 0, "nodes"), "2",
+                                                  base="karpenter-budget"),
+    "nodeGroups.*.disruption.budgets[].schedule": on((*GPU_SPOT, "disruption", "budgets", 0, "schedule"),
+                                                     "0 8 * * *", base="karpenter-budget"),
+    "nodeGroups.*.disruption.budgets[].duration": on((*GPU_SPOT, "disruption", "budgets", 0, "duration"), "8h",
+                                                     base="karpenter-budget"),
+    "nodeGroups.*.disruption.budgets[].reasons": on((*GPU_SPOT, "disruption", "budgets", 0, "reasons"),
+                                                    ["Drifted"], base="karpenter-budget"),
     "nodeGroups.*.taints[].key": on((*CPU, "taints", 0, "key"), "example.com/reserved", base="alt"),
     "nodeGroups.*.taints[].value": on((*CPU, "taints", 0, "value"), "ads", base="alt"),
     "nodeGroups.*.taints[].effect": on((*CPU, "taints", 0, "effect"), "NoExecute", base="alt"),

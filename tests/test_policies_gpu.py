@@ -154,3 +154,53 @@ def test_gpu_ceiling_counts_a_deployment_without_autoscaler_by_its_replicas() ->
     [(_, message)] = stack_violations("gpu-ceiling", fixed, {"maxGpus": 5})
     assert "(they reach 6: Deployment sentiment/sentiment 2 x 3)" in message
     assert stack_violations("gpu-ceiling", fixed, {"maxGpus": 6}) == []
+
+
+# ----------------------------------------------------------------------------- gpu-group-taint on a Karpenter NodePool
+
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+
+
+def node_pool_object(taints: list[dict[str, str]] | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
+                               "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": "In",
+                                                 "values": ["g5.xlarge", "g6.xlarge"]}]}
+    if taints is not None:
+        spec["taints"] = taints
+    return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu"}, "spec": {
+        "template": {"metadata": {"labels": {"modelplane.io/node-group": "gpu"}}, "spec": spec}}}
+
+
+def test_gpu_group_taint_passes_on_a_tainted_gpu_pool_and_a_cpu_pool() -> None:
+    tainted = node_pool_object([{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}])
+    assert violations("gpu-group-taint", NODE_POOL, tainted) == []
+    cpu = edited(node_pool_object(), ("spec.template.spec.requirements.0.values", ["m6i.xlarge"]))
+    assert violations("gpu-group-taint", NODE_POOL, cpu) == []
+
+
+def test_gpu_group_taint_fails_on_an_untainted_gpu_pool_naming_the_key() -> None:
+    assert violations("gpu-group-taint", NODE_POOL, node_pool_object(), name="gpu") == [
+        "Taint GPU node group 'gpu' with nvidia.com/gpu=true:NoSchedule: without it pods that need no GPU fill its "
+        "nodes and GPU pods find no room (stack file: modelplane:nodeGroups.gpu.gpuTaint: true)."]
+
+
+# ----------------------------------------------------------------------------- gpu-pool-consolidation
+
+def test_gpu_pool_consolidation_passes_when_empty_and_on_cpu_pools() -> None:
+    when_empty = edited(node_pool_object(), ("spec.disruption", {"consolidationPolicy": "WhenEmpty"}))
+    assert violations("gpu-pool-consolidation", NODE_POOL, when_empty) == []
+    cpu = edited(node_pool_object(), ("spec.template.spec.requirements.0.values", ["m6i.xlarge"]),
+                 ("spec.disruption", {"consolidationPolicy": "WhenEmptyOrUnderutilized"}))
+    assert violations("gpu-pool-consolidation", NODE_POOL, cpu) == []
+    unknown = edited(node_pool_object(), ("spec.disruption", {"consolidationPolicy": UNKNOWN_STRING}))
+    assert violations("gpu-pool-consolidation", NODE_POOL, unknown) == []
+
+
+def test_gpu_pool_consolidation_fails_on_underutilized_and_unset_naming_the_key() -> None:
+    packing = edited(node_pool_object(), ("spec.disruption", {"consolidationPolicy": "WhenEmptyOrUnderutilized"}))
+    assert violations("gpu-pool-consolidation", NODE_POOL, packing, name="gpu") == [
+        "Set spec.disruption.consolidationPolicy to WhenEmpty in GPU NodePool 'gpu' (now WhenEmptyOrUnderutilized): "
+        "consolidating an underused GPU node moves its pods, and each moved replica loads its model again (stack "
+        "file: modelplane:nodeGroups.gpu.disruption.consolidationPolicy: WhenEmpty)."]
+    [unset] = violations("gpu-pool-consolidation", NODE_POOL, node_pool_object(), name="gpu")
+    assert "(now unset: WhenEmptyOrUnderutilized)" in unset

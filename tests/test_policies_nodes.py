@@ -69,3 +69,37 @@ def test_encrypted_volumes_fail_on_a_plain_ebs_volume_and_a_group_without_templa
     bare = edited(managed_node_group_object(), ("launchTemplate", DELETE))
     [message] = violations("encrypted-volumes", NODE_GROUP, bare, name="gpu")
     assert message.startswith("Give node group 'gpu' a launch template whose block device mappings set ebs.encrypted")
+
+
+# ----------------------------------------------------------------------------- Karpenter's EC2NodeClass
+
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+
+
+def node_class_object() -> dict[str, object]:
+    return {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass", "metadata": {"name": "gpu"}, "spec": {
+        "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1},
+        "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": "150Gi", "volumeType": "gp3",
+                                                                    "encrypted": True}}]}}
+
+
+def test_node_class_rules_pass_on_a_hardened_class_and_on_karpenters_defaults() -> None:
+    for rule in ("imdsv2-hop-limit-1", "encrypted-volumes"):
+        assert violations(rule, NODE_CLASS, node_class_object()) == []
+        # Unset: Karpenter's own defaults, IMDSv2 with hop limit 1 and an encrypted root volume.
+        bare = edited(node_class_object(), ("spec.metadataOptions", DELETE), ("spec.blockDeviceMappings", DELETE))
+        assert violations(rule, NODE_CLASS, bare) == []
+
+
+def test_node_class_rules_fail_on_two_hops_optional_tokens_and_a_plain_volume() -> None:
+    loose = edited(node_class_object(), ("spec.metadataOptions.httpPutResponseHopLimit", 2),
+                   ("spec.metadataOptions.httpTokens", "optional"))
+    tokens, hops = violations("imdsv2-hop-limit-1", NODE_CLASS, loose, name="gpu-node-class")
+    assert tokens.startswith("Set spec.metadataOptions.httpTokens to required in EC2NodeClass 'gpu-node-class' "
+                             "(now optional)")
+    assert hops.startswith("Set spec.metadataOptions.httpPutResponseHopLimit to 1 in EC2NodeClass 'gpu-node-class' "
+                           "(now 2)")
+    plain = edited(node_class_object(), ("spec.blockDeviceMappings.0.ebs.encrypted", False))
+    assert violations("encrypted-volumes", NODE_CLASS, plain, name="gpu-node-class") == [
+        "Encrypt volume '/dev/xvda' of EC2NodeClass 'gpu-node-class': node volumes hold image layers, model weights "
+        "and pod scratch data (field spec.blockDeviceMappings[0].ebs.encrypted)."]

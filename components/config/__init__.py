@@ -124,12 +124,18 @@ from .network import (
 )
 from .node_groups import (
     CPU_AMI_TYPES,
+    DISRUPTION_REASONS,
+    FALLBACK_SUFFIX,
     GPU_AMI_TYPES,
     RESERVED_GROUP,
+    Disruption,
+    DisruptionBudgetConfig,
+    DisruptionConfig,
     NodeGroupConfig,
     TaintConfig,
     ami_architecture,
     default_ami_type,
+    effective_disruption,
     gpus_per_node,
 )
 from .traffic import (
@@ -148,6 +154,12 @@ from .traffic import (
 )
 
 __all__ = [
+    "effective_disruption",
+    "DisruptionConfig",
+    "DisruptionBudgetConfig",
+    "Disruption",
+    "FALLBACK_SUFFIX",
+    "DISRUPTION_REASONS",
     "ADDONS",
     "ADDON_NAMESPACES",
     "AMP_URL",

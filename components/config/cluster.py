@@ -98,6 +98,8 @@ class ClusterConfig(_Model):
     """The add-on node group."""
     prometheus: PrometheusConfig = PrometheusConfig()
     """Where request metrics live for autoscaling."""
+    capacity_engine: Literal["managedNodeGroups", "karpenter"] = "managedNodeGroups"
+    """What gives the node groups their nodes: ``managedNodeGroups`` (one EKS managed node group per group, scaled by the cluster autoscaler) or ``karpenter`` (one Karpenter NodePool per group, with spot interruption handling; the system node group stays a managed node group, as Karpenter must not run on nodes it manages). Changing it replaces every node group's nodes."""
     log_types: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = [
         "api", "audit", "authenticator"]
     """Control-plane log types sent to CloudWatch."""
@@ -107,7 +109,7 @@ class ClusterConfig(_Model):
                Annotated[str, StringConstraints(max_length=256)]] = {}
     """AWS tags put on every AWS resource of the estate."""
     charts: dict[ChartName, ChartSourceConfig] = {}
-    """Where the add-on charts come from, by chart name (``keda``, ``kube-prometheus-stack``, ``nvidia-device-plugin``, ``cluster-autoscaler``, ``aws-load-balancer-controller``): a mirror or an OCI registry for air-gapped estates. Unset: each chart's public repository at the pinned version."""
+    """Where the add-on charts come from, by chart name (``keda``, ``kube-prometheus-stack``, ``nvidia-device-plugin``, ``cluster-autoscaler``, ``aws-load-balancer-controller``, ``karpenter``): a mirror or an OCI registry for air-gapped estates. Unset: each chart's public repository at the pinned version."""
 
 
 def amp_workspace(url: str | None) -> tuple[str, str] | None:
@@ -126,6 +128,11 @@ def _check_cluster(cluster: ClusterConfig, path: tuple[str | int, ...],
                                                                    "not to an external one (url)")
     yield from _check_peers(prometheus.scrapers or [], path + ("prometheus", "scrapers"))
     if cluster.existing is not None:
+        if cluster.capacity_engine == "karpenter":
+            yield Issue(path + ("capacityEngine",), "karpenter applies to a cluster modelplane creates; an existing "
+                                                    "cluster's nodes are its own: describe its pools (Karpenter "
+                                                    "NodePools too) as nodeGroups by their labels and taints, and "
+                                                    "remove capacityEngine")
         return  # the network, endpoint and system nodes are the existing cluster's own (see _check_existing)
     vpc = cluster.vpc
     vpc_path = path + ("vpc",)

@@ -25,7 +25,7 @@ from .existing import ExistingClusterConfig, _check_existing, _existing_warnings
 from .guardrails import GuardrailsConfig, _check_guardrails
 from .network import _check_scrapers
 from .traffic import _check_load_balancers
-from .node_groups import RESERVED_GROUP, NodeGroupConfig, _check_node_group, gpus_per_node
+from .node_groups import FALLBACK_SUFFIX, RESERVED_GROUP, NodeGroupConfig, _check_node_group, gpus_per_node
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,18 @@ class EstateConfig:
         return self.addon("clusterAutoscaler") == "install"
 
     @property
+    def karpenter(self) -> bool:
+        """The cluster's node groups are Karpenter NodePools (``cluster.capacityEngine: karpenter``)."""
+        return self.existing is None and self.cluster.capacity_engine == "karpenter"
+
+    @property
+    def spot_first_managed_groups(self) -> list[str]:
+        """``spotWithFallback`` groups made as managed node groups: each gets an on-demand fallback group."""
+        if self.existing is not None or self.karpenter:
+            return []
+        return [n for n, g in self.node_groups.items() if g.capacity_type == "spotWithFallback"]
+
+    @property
     def needs_load_balancer_controller(self) -> bool:
         """Some API is exposed (``expose``): the AWS Load Balancer Controller makes its load balancer."""
         return any(api.expose is not None for api in self.apis.values())
@@ -153,7 +165,13 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
         if name == RESERVED_GROUP and not existing:
             issues.append(Issue((key("nodeGroups"), name), f"{RESERVED_GROUP!r} is the cluster's own add-on "
                                 "group (cluster.systemNodeGroup); pick another name"))
-        issues += _check_node_group(group, (key("nodeGroups"), name))
+        engine = "existing" if existing else cluster.capacity_engine if cluster is not None else "managedNodeGroups"
+        issues += _check_node_group(group, (key("nodeGroups"), name), engine)
+        fallback = f"{name}{FALLBACK_SUFFIX}"
+        if engine == "managedNodeGroups" and group.capacity_type == "spotWithFallback" and fallback in node_groups:
+            issues.append(Issue((key("nodeGroups"), name, "capacityType"),
+                                f"spotWithFallback makes an on-demand group named {fallback!r}, which is declared "
+                                "too; rename that group"))
     for name, api in apis.items():
         issues += _check_api(name, api, node_groups, group_names, (key("apis"), name), cluster)
     if cluster is not None and cluster.existing is not None:

@@ -16,10 +16,10 @@ Enforcement = Literal["mandatory", "advisory"]
 
 RULES = (
     "control-plane-logging", "encrypted-volumes", "gpu-ceiling", "gpu-group-taint", "gpu-max-unavailable-zero",
-    "gpu-toleration", "graceful-shutdown", "images-by-digest", "imdsv2-hop-limit-1", "irsa-single-service-account",
-    "kms-key-rotation", "kms-secrets-encryption", "memory-limit-equals-request", "min-le-max-replicas",
-    "min-two-replicas", "network-policy-per-namespace", "pdb-per-api", "private-endpoint", "readiness-probe",
-    "resource-requests", "restricted-pod-security", "secrets-as-files", "zone-spread",
+    "gpu-pool-consolidation", "gpu-toleration", "graceful-shutdown", "images-by-digest", "imdsv2-hop-limit-1",
+    "irsa-single-service-account", "kms-key-rotation", "kms-secrets-encryption", "memory-limit-equals-request",
+    "min-le-max-replicas", "min-two-replicas", "network-policy-per-namespace", "pdb-per-api", "private-endpoint",
+    "readiness-probe", "resource-requests", "restricted-pod-security", "secrets-as-files", "zone-spread",
 )
 """The policy pack's rule names (``policies/``; a test holds the two lists equal), for ``guardrails.rules``."""
 

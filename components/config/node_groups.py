@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
 from .. import catalog
-from ._base import Issue, LabelKey, LabelValue, _Model
+from ._base import Duration, Issue, LabelKey, LabelValue, _Model, duration_seconds
 
 RESERVED_GROUP = "system"
 """Node-group name taken by the cluster's add-on group."""
@@ -30,20 +31,57 @@ class TaintConfig(_Model):
     """Taint effect."""
 
 
+FALLBACK_SUFFIX = "-on-demand"
+"""Suffix of the on-demand managed node group a ``spotWithFallback`` group gets."""
+
+CapacityType = Literal["onDemand", "spot", "spotWithFallback"]
+
+DISRUPTION_REASONS = ("Underutilized", "Empty", "Drifted")
+"""The voluntary disruptions a Karpenter budget can name."""
+
+
+class DisruptionBudgetConfig(_Model):
+    """How many of a group's nodes Karpenter may disrupt at once (optionally only in a time window, or for some reasons)."""
+
+    nodes: Annotated[str, StringConstraints(pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$")]
+    """Nodes (``"1"``) or a share of the group's nodes (``"10%"``) that may be disrupting at the same time; ``"0"`` blocks. Required."""
+    schedule: str | None = Field(None, pattern=r"^(@(annually|yearly|monthly|weekly|daily|midnight|hourly))|((\S+)\s(\S+)\s(\S+)\s(\S+)\s(\S+))$")
+    """When the budget starts to apply, as a cron expression in UTC (``"0 9 * * mon-fri"``). Unset: always. Needs ``duration``."""
+    duration: Annotated[str, StringConstraints(pattern=r"^([0-9]+h)?([0-9]+m)?$", min_length=2)] | None = None
+    """How long the budget applies from each ``schedule`` hit, in hours and minutes (``"8h"``, ``"1h30m"``). Needs ``schedule``."""
+    reasons: list[Literal[DISRUPTION_REASONS]] | None = None  # type: ignore[valid-type]
+    """Which voluntary disruptions the budget limits (``Underutilized``, ``Empty``, ``Drifted``). Unset: all of them."""
+
+
+class DisruptionConfig(_Model):
+    """When Karpenter may take a group's nodes away on its own (consolidation, drift), for groups of a ``karpenter`` cluster. Spot interruptions are not voluntary: these settings cannot stop them."""
+
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] | None = None
+    """``WhenEmpty``: remove a node only once no API pod runs on it; ``WhenEmptyOrUnderutilized``: also move pods off a node to pack them onto fewer or cheaper ones. Unset: ``WhenEmpty`` for GPU groups (a moved GPU pod reloads its model), ``WhenEmptyOrUnderutilized`` for CPU groups."""
+    consolidate_after: Duration | None = None
+    """How long a node stays empty (or unchanged) before Karpenter consolidates it. Unset: ``10m`` for GPU groups (a warm node for the next scale-up), ``1m`` for CPU groups."""
+    budgets: list[DisruptionBudgetConfig] | None = Field(None, max_length=50)
+    """Limits on how many nodes are disrupted at once; the most restrictive active one wins. Unset: one node at a time for GPU groups, ``10%`` for CPU groups."""
+    protect_starting_pods: bool | None = None
+    """Annotate the pods of the APIs on this group with ``karpenter.sh/do-not-disrupt: <startup time>``, so no voluntary disruption evicts a replica while its model loads (spot interruptions still do). Unset: on for GPU groups, off for CPU groups."""
+    startup_time: Duration | None = None
+    """How long after a pod starts the protection lasts. Unset: each API's own startup budget (``startupProbe`` periodSeconds x failureThreshold), else ``10m``."""
+
+
 class NodeGroupConfig(_Model):
-    """One EKS managed node group (or, on an existing cluster, a description of a pool that is there): an entry of ``modelplane:nodeGroups``, keyed by its name."""
+    """One node group: an EKS managed node group, or a Karpenter NodePool on a ``capacityEngine: karpenter`` cluster (on an existing cluster, a description of a pool that is there): an entry of ``modelplane:nodeGroups``, keyed by its name."""
 
     instance_types: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]+\.[a-z0-9-]+$")]] = Field(
         min_length=1, max_length=20)
     """EC2 instance types, most preferred first (several types make spot capacity easier to get). Required."""
     gpu: bool = False
     """NVIDIA GPU nodes: NVIDIA AMI, ``nvidia.com/gpu`` taint, GPU labels, device plugin."""
-    capacity_type: Literal["onDemand", "spot"] = "onDemand"
-    """On-demand or spot capacity."""
+    capacity_type: CapacityType = "onDemand"
+    """``onDemand``, ``spot``, or ``spotWithFallback``: spot first, on-demand when spot cannot be had (Karpenter: one NodePool allowing both capacity types; managed node groups: a second, on-demand group ``<name>-on-demand`` that the cluster autoscaler's priority expander uses only when the spot group cannot grow)."""
     min_size: int = Field(1, ge=0, le=1000)
-    """Minimum nodes; 0 lets the group scale from zero."""
+    """Minimum nodes; 0 lets the group scale from zero. Managed node groups only: Karpenter launches nodes for pending pods (the APIs' minReplicas keep them)."""
     desired_size: int | None = Field(None, ge=0, le=1000)
-    """Nodes at creation (default: ``minSize``). Ignored afterwards: the cluster autoscaler owns it."""
+    """Nodes at creation (default: ``minSize``). Ignored afterwards: the cluster autoscaler owns it. Managed node groups only."""
     max_size: int = Field(3, ge=1, le=1000)
     """Maximum nodes."""
     disk_size_gib: int = Field(100, ge=20, le=16384)
@@ -58,6 +96,8 @@ class NodeGroupConfig(_Model):
     """Extra Kubernetes labels on the nodes. On an existing cluster: labels the pool's nodes carry, which the APIs select them by (default ``modelplane.io/node-group: <name>``)."""
     taints: list[TaintConfig] = []
     """Extra Kubernetes taints on the nodes (on an existing cluster: the taints the pool's nodes carry); APIs on this group tolerate them."""
+    disruption: DisruptionConfig = DisruptionConfig()
+    """When Karpenter may disrupt the group's nodes (``cluster.capacityEngine: karpenter`` only); the defaults are GPU-safe for GPU groups."""
 
 
 def ami_architecture(ami_type: str) -> str:
@@ -75,6 +115,31 @@ def default_ami_type(group: NodeGroupConfig) -> str:
     return "AL2023_ARM_64_STANDARD" if arm else "AL2023_x86_64_STANDARD"
 
 
+@dataclass(frozen=True)
+class Disruption:
+    """A group's disruption settings with the defaults for its kind (GPU or CPU) filled in."""
+
+    consolidation_policy: str
+    consolidate_after: str
+    budgets: tuple[DisruptionBudgetConfig, ...]
+    protect_starting_pods: bool
+    startup_time: str | None
+    """None: each API's own startup budget."""
+
+
+def effective_disruption(group: NodeGroupConfig) -> Disruption:
+    """The disruption settings a group gets: stated, else GPU-safe defaults for GPU groups and Karpenter's for CPU groups."""
+    d = group.disruption
+    return Disruption(
+        consolidation_policy=d.consolidation_policy or ("WhenEmpty" if group.gpu else "WhenEmptyOrUnderutilized"),
+        consolidate_after=d.consolidate_after or ("10m" if group.gpu else "1m"),
+        budgets=tuple(d.budgets) if d.budgets is not None else (
+            DisruptionBudgetConfig(nodes="1" if group.gpu else "10%"),),
+        protect_starting_pods=d.protect_starting_pods if d.protect_starting_pods is not None else group.gpu,
+        startup_time=d.startup_time,
+    )
+
+
 def gpus_per_node(group: NodeGroupConfig) -> int:
     """GPUs per node of a group: stated, else the smallest of its known instance types."""
     if not group.gpu:
@@ -85,7 +150,10 @@ def gpus_per_node(group: NodeGroupConfig) -> int:
     return min((t.gpus for t in known if t is not None), default=0)
 
 
-def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...]) -> Iterator[Issue]:
+def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...],
+                      engine: str = "managedNodeGroups") -> Iterator[Issue]:
+    """The rules of one group; ``engine`` is the cluster's capacity engine, or ``existing`` for an existing cluster's pool."""
+    yield from _check_engine(group, path, engine)
     if group.min_size > group.max_size:
         yield Issue(path + ("minSize",), f"minSize {group.min_size} is greater than maxSize {group.max_size}")
     if group.desired_size is not None and not group.min_size <= group.desired_size <= group.max_size:
@@ -116,3 +184,34 @@ def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...]) -> It
         elif known is None and group.gpus_per_node is None:
             yield Issue(path + ("instanceTypes", index), f"modelplane does not know how many GPUs {name} "
                                                          "has; set gpusPerNode for this group")
+
+
+def _check_engine(group: NodeGroupConfig, path: tuple[str | int, ...], engine: str) -> Iterator[Issue]:
+    """What one capacity engine cannot do with a group."""
+    if engine == "karpenter":
+        for knob in ("min_size", "desired_size"):
+            if knob in group.model_fields_set:
+                key = "minSize" if knob == "min_size" else "desiredSize"
+                yield Issue(path + (key,), "applies to managed node groups; Karpenter launches nodes for pending "
+                                           "pods and removes them by the group's disruption settings (the APIs' "
+                                           "minReplicas keep nodes up): remove it, or set cluster.capacityEngine: "
+                                           "managedNodeGroups")
+        budgets = group.disruption.budgets or []
+        for index, budget in enumerate(budgets):
+            if (budget.schedule is None) != (budget.duration is None):
+                missing = "duration" if budget.duration is None else "schedule"
+                yield Issue(path + ("disruption", "budgets", index, missing),
+                            "is required: a budget with a schedule needs a duration, and one with a duration a "
+                            "schedule (or give neither for a budget that always applies)")
+        startup = group.disruption.startup_time
+        if startup is not None and duration_seconds(startup) == 0:
+            yield Issue(path + ("disruption", "startupTime"), "must be longer than 0s; to protect no starting pod "
+                                                              "set protectStartingPods: false")
+        return
+    if "disruption" in group.model_fields_set and engine == "existing":
+        yield Issue(path + ("disruption",), "configures Karpenter NodePools modelplane creates; an existing "
+                                            "cluster's pools are disrupted by whatever manages them: remove it")
+    elif "disruption" in group.model_fields_set:
+        yield Issue(path + ("disruption",), "applies to Karpenter NodePools (cluster.capacityEngine: karpenter); "
+                                            "on managed node groups the cluster autoscaler removes only nodes its "
+                                            "pods can leave: remove it, or switch the cluster's capacityEngine")

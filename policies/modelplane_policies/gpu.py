@@ -41,8 +41,39 @@ def is_gpu_group(props: dict[str, object]) -> bool:
     return bool(dig(props, "labels", "nvidia.com/gpu.present") == "true")
 
 
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+
+
+def _node_pool_as_group(props: dict[str, object]) -> dict[str, object]:
+    """A Karpenter NodePool's instance types, labels, taints and group in a node group's terms."""
+    template = dig(props, "spec", "template")
+    requirements = dig(template, "spec", "requirements")
+    types: list[object] = []
+    for requirement in requirements if isinstance(requirements, list) else []:
+        if dig(requirement, "key") == "node.kubernetes.io/instance-type" and dig(requirement, "operator") == "In":
+            values = dig(requirement, "values")
+            types += values if isinstance(values, list) else []
+    labels = dig(template, "metadata", "labels")
+    return {"instanceTypes": types, "labels": labels, "taints": dig(template, "spec", "taints") or [],
+            "tags": {NODE_GROUP_TAG: dig(labels, NODE_GROUP_TAG)}}
+
+
+def _gpu_pool_consolidation(resource: Resource) -> Iterator[str]:
+    if not is_gpu_group(_node_pool_as_group(resource.props)):
+        return
+    policy = dig(resource.props, "spec", "disruption", "consolidationPolicy")
+    if is_unknown(policy) or policy == "WhenEmpty":
+        return
+    group = dig(resource.props, "spec", "template", "metadata", "labels", NODE_GROUP_TAG)
+    key = f"modelplane:nodeGroups.{group}.disruption.consolidationPolicy: WhenEmpty" if isinstance(group, str) else None
+    shown = "unset: WhenEmptyOrUnderutilized" if policy is None else show(policy)
+    yield (f"Set spec.disruption.consolidationPolicy to WhenEmpty in GPU NodePool {resource.name!r} (now {shown}): "
+           f"consolidating an underused GPU node moves its pods, and each moved replica loads its model again "
+           f"({fix(key, 'spec.disruption.consolidationPolicy')}).")
+
+
 def _gpu_group_taint(resource: Resource) -> Iterator[str]:
-    props = resource.props
+    props = _node_pool_as_group(resource.props) if resource.type == NODE_POOL else resource.props
     if not is_gpu_group(props):
         return
     taints = props.get("taints")
@@ -157,7 +188,12 @@ def _gpu_ceiling(stack: Stack) -> Iterator[Finding]:
 RULES = [
     Rule("gpu-group-taint", f"GPU node groups are tainted {GPU_RESOURCE}=true:NoSchedule.",
          "GPU nodes are the most expensive capacity; the taint keeps pods that need no GPU off them.",
-         EKS_GPU_GUIDE, _gpu_group_taint, MANAGED_NODE_GROUPS),
+         EKS_GPU_GUIDE, _gpu_group_taint, MANAGED_NODE_GROUPS | {NODE_POOL}),
+    Rule("gpu-pool-consolidation", "Karpenter GPU NodePools consolidate only empty nodes (WhenEmpty).",
+         "Consolidating an underused GPU node evicts its replicas to pack them elsewhere; each reloads its model "
+         "(minutes to tens of minutes without it) to save part of one node.",
+         "https://karpenter.sh/docs/concepts/disruption/#consolidation", _gpu_pool_consolidation,
+         frozenset({NODE_POOL})),
     Rule("gpu-toleration", f"Pods that request {GPU_RESOURCE} tolerate the GPU taint.",
          "GPU node groups are tainted, so a GPU pod without the toleration stays Pending forever.",
          EKS_GPU_GUIDE, _gpu_toleration, WORKLOADS),

@@ -19,6 +19,7 @@ __all__ = ["RULES"]
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 VOLUME = "aws:ebs/volume:Volume"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 EKS_GUIDE = "https://docs.aws.amazon.com/eks/latest/best-practices"
 
 
@@ -32,6 +33,9 @@ def _imdsv2_hop_limit_1(resource: Resource) -> Iterator[str]:
             yield (f"Give node group {resource.name!r} a launch template with metadataOptions httpTokens: required "
                    f"and httpPutResponseHopLimit: 1: EKS's default template lets pods read the node role's "
                    f"credentials from the instance metadata service (field launchTemplate).")
+        return
+    if resource.type == NODE_CLASS:
+        yield from _node_class_metadata(resource)
         return
     options = dig(resource.props, "metadataOptions")
     if is_unknown(options) or dig(options, "httpEndpoint") in ("disabled", UNKNOWN):
@@ -49,6 +53,22 @@ def _imdsv2_hop_limit_1(resource: Resource) -> Iterator[str]:
                f"metadataOptions.httpPutResponseHopLimit).")
 
 
+def _node_class_metadata(resource: Resource) -> Iterator[str]:
+    """An EC2NodeClass's metadata options; unset ones are Karpenter's defaults (required, hop limit 1)."""
+    options = dig(resource.props, "spec", "metadataOptions")
+    if is_unknown(options) or dig(options, "httpEndpoint") in ("disabled", UNKNOWN):
+        return
+    tokens, hops = dig(options, "httpTokens"), dig(options, "httpPutResponseHopLimit")
+    if tokens not in ("required", None, UNKNOWN):
+        yield (f"Set spec.metadataOptions.httpTokens to required in EC2NodeClass {resource.name!r} (now {show(tokens)}): "
+               f"IMDSv1 answers any request that reaches it, such as a server-side request forgery (field "
+               f"spec.metadataOptions.httpTokens).")
+    if hops is not None and not is_unknown(hops) and number(hops) != 1:
+        yield (f"Set spec.metadataOptions.httpPutResponseHopLimit to 1 in EC2NodeClass {resource.name!r} (now "
+               f"{show(hops)}): with more than one hop, pods reach the instance metadata service and the node role's "
+               f"credentials (field spec.metadataOptions.httpPutResponseHopLimit).")
+
+
 def _encrypted(value: object) -> bool:
     return value is True or is_unknown(value) or (isinstance(value, str) and value.lower() == "true")
 
@@ -64,16 +84,18 @@ def _encrypted_volumes(resource: Resource) -> Iterator[str]:
         if not _encrypted(dig(resource.props, "encrypted")):
             yield f"Encrypt EBS volume {resource.name!r}: set encrypted: true (field encrypted)."
         return
-    mappings = dig(resource.props, "blockDeviceMappings")
+    at = "spec.blockDeviceMappings" if resource.type == NODE_CLASS else "blockDeviceMappings"
+    kind = "EC2NodeClass" if resource.type == NODE_CLASS else "launch template"
+    mappings = dig(resource.props, *at.split("."))
     for index, mapping in enumerate(mappings if isinstance(mappings, list) else []):
         ebs = dig(mapping, "ebs")
         if ebs is None or is_unknown(ebs):
             continue
         if not _encrypted(dig(ebs, "encrypted")):
             device = dig(mapping, "deviceName")
-            yield (f"Encrypt volume {device if isinstance(device, str) else index!r} of launch template "
+            yield (f"Encrypt volume {device if isinstance(device, str) else index!r} of {kind} "
                    f"{resource.name!r}: node volumes hold image layers, model weights and pod scratch data "
-                   f"(field blockDeviceMappings[{index}].ebs.encrypted).")
+                   f"(field {at}[{index}].ebs.encrypted).")
 
 
 RULES = [
@@ -81,10 +103,10 @@ RULES = [
          "Pods that reach the instance metadata service can take the node role's credentials; with a hop limit of "
          "1 only the node itself (and host-network pods) reach it, and pods use their service account's role.",
          f"{EKS_GUIDE}/identity-and-access-management.html", _imdsv2_hop_limit_1,
-         frozenset({LAUNCH_TEMPLATE, NODE_GROUP})),
+         frozenset({LAUNCH_TEMPLATE, NODE_GROUP, NODE_CLASS})),
     Rule("encrypted-volumes", "Node and EBS volumes are encrypted.",
          "Volumes hold container images, model weights and scratch data; encryption at rest protects snapshots "
          "and detached disks.",
          f"{EKS_GUIDE}/data-encryption-and-secrets-management.html", _encrypted_volumes,
-         frozenset({LAUNCH_TEMPLATE, NODE_GROUP, VOLUME})),
+         frozenset({LAUNCH_TEMPLATE, NODE_GROUP, VOLUME, NODE_CLASS})),
 ]

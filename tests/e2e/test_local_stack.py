@@ -283,6 +283,7 @@ def test_every_rollout_change_previews_as_updates_only(live: LiveStack, what: st
 
 
 ENGINE_OPS = {"rolling update": {"update"}, "scale change": {"update"}, "in-place update": {"update"},
+              "node replacement": {"update"},
               "replacement": REPLACED, "create": {"create"}, "delete": {"delete"}}
 """What the engine's preview shows for each verdict of ``modelplane diff``."""
 
