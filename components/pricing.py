@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from datetime import date
 
-__all__ = ["AS_OF", "EC2_HOURLY", "EKS_STANDARD_SUPPORT_ENDS", "PRICE_REGION", "SPOT_SHARE", "Rates",
+from . import catalog
+
+__all__ = ["AS_OF", "GPU_HOURLY", "PER_GIB_HOUR", "PER_VCPU_HOUR", "EKS_STANDARD_SUPPORT_ENDS", "PRICE_REGION", "SPOT_SHARE", "Rates",
            "control_plane_hourly", "instance_hourly"]
 
 PRICE_REGION = "us-east-1"
@@ -67,31 +69,29 @@ def _sizes(family: str, prices: dict[str, float]) -> dict[str, float]:
     return {f"{family}.{size}": price for size, price in prices.items()}
 
 
-_M5 = {"large": 0.096, "xlarge": 0.192, "2xlarge": 0.384, "4xlarge": 0.768, "8xlarge": 1.536}
-_R5 = {"large": 0.126, "xlarge": 0.252, "2xlarge": 0.504, "4xlarge": 1.008}
+PER_VCPU_HOUR: dict[str, float] = {
+    "m5": 0.048, "m5a": 0.043, "m6i": 0.048, "m6a": 0.0432, "m7i": 0.0504, "m7a": 0.05796,
+    "m6g": 0.0385, "m7g": 0.0408, "m8g": 0.04488,
+    "c5": 0.0425, "c5a": 0.0385, "c6i": 0.0425, "c6a": 0.03825, "c7i": 0.044625, "c7a": 0.05132,
+    "c6g": 0.034, "c7g": 0.03625, "c8g": 0.03988,
+    "r5": 0.063, "r6i": 0.063, "r6a": 0.0567, "r7i": 0.06615, "r6g": 0.0504, "r7g": 0.05355, "r8g": 0.05891,
+}
+"""General-purpose, compute- and memory-optimised families: the on-demand price of one vCPU-hour.
 
-EC2_HOURLY: dict[str, float] = {
-    **_sizes("t3", {"medium": 0.0416, "large": 0.0832, "xlarge": 0.1664, "2xlarge": 0.3328}),
-    **_sizes("t3a", {"medium": 0.0376, "large": 0.0752, "xlarge": 0.1504, "2xlarge": 0.3008}),
-    **_sizes("m5", _M5),
-    **_sizes("m6i", _M5),
-    **_sizes("m6a", {"large": 0.0864, "xlarge": 0.1728, "2xlarge": 0.3456, "4xlarge": 0.6912, "8xlarge": 1.3824}),
-    **_sizes("m7i", {"large": 0.1008, "xlarge": 0.2016, "2xlarge": 0.4032, "4xlarge": 0.8064, "8xlarge": 1.6128}),
-    **_sizes("m6g", {"large": 0.077, "xlarge": 0.154, "2xlarge": 0.308, "4xlarge": 0.616, "8xlarge": 1.232}),
-    **_sizes("m7g", {"large": 0.0816, "xlarge": 0.1632, "2xlarge": 0.3264, "4xlarge": 0.6528, "8xlarge": 1.3056}),
-    **_sizes("c5", {"large": 0.085, "xlarge": 0.17, "2xlarge": 0.34, "4xlarge": 0.68, "9xlarge": 1.53}),
-    **_sizes("c6i", {"large": 0.085, "xlarge": 0.17, "2xlarge": 0.34, "4xlarge": 0.68, "8xlarge": 1.36}),
-    **_sizes("c7i", {"large": 0.08925, "xlarge": 0.1785, "2xlarge": 0.357, "4xlarge": 0.714, "8xlarge": 1.428}),
-    **_sizes("c6g", {"large": 0.068, "xlarge": 0.136, "2xlarge": 0.272, "4xlarge": 0.544, "8xlarge": 1.088}),
-    **_sizes("c7g", {"large": 0.0725, "xlarge": 0.145, "2xlarge": 0.29, "4xlarge": 0.58, "8xlarge": 1.16}),
-    **_sizes("r5", _R5),
-    **_sizes("r6i", _R5),
-    **_sizes("r7g", {"large": 0.1071, "xlarge": 0.2142, "2xlarge": 0.4284, "4xlarge": 0.8568}),
+Within these families AWS prices every size (metal included) in proportion to its vCPUs
+(c5.large $0.085, c5.9xlarge $1.53, c5.24xlarge $4.08), so one figure per family gives them all.
+"""
+
+PER_GIB_HOUR: dict[str, float] = {"t3": 0.0104, "t3a": 0.0094, "t4g": 0.0084}
+"""Burstable families, priced in proportion to memory (t3.micro $0.0104, t3.medium $0.0416, t3.2xlarge $0.3328)."""
+
+GPU_HOURLY: dict[str, float] = {
     **_sizes("g4dn", {"xlarge": 0.526, "2xlarge": 0.752, "4xlarge": 1.204, "8xlarge": 2.176, "12xlarge": 3.912,
                       "16xlarge": 4.352, "metal": 7.824}),
     **_sizes("g5", {"xlarge": 1.006, "2xlarge": 1.212, "4xlarge": 1.624, "8xlarge": 2.448, "12xlarge": 5.672,
                     "16xlarge": 4.096, "24xlarge": 8.144, "48xlarge": 16.288}),
-    **_sizes("g5g", {"xlarge": 0.42, "2xlarge": 0.556, "4xlarge": 0.828, "8xlarge": 1.372, "16xlarge": 2.744}),
+    **_sizes("g5g", {"xlarge": 0.42, "2xlarge": 0.556, "4xlarge": 0.828, "8xlarge": 1.372, "16xlarge": 2.744,
+                     "metal": 2.744}),
     **_sizes("g6", {"xlarge": 0.8048, "2xlarge": 0.9776, "4xlarge": 1.3232, "8xlarge": 2.0144, "12xlarge": 4.6016,
                     "16xlarge": 3.3968, "24xlarge": 6.6752, "48xlarge": 13.3504}),
     **_sizes("g6e", {"xlarge": 1.861, "2xlarge": 2.24208, "4xlarge": 3.00424, "8xlarge": 4.52856,
@@ -100,12 +100,22 @@ EC2_HOURLY: dict[str, float] = {
     "p4d.24xlarge": 21.95764,
     "p5.48xlarge": 55.04,
 }
-"""On-demand Linux price per hour of each instance type (USD, :data:`PRICE_REGION`, :data:`AS_OF`)."""
+"""GPU types, whose sizes are not priced in proportion to anything: each one as listed."""
 
 
 def instance_hourly(instance_type: str) -> float | None:
-    """The on-demand hourly price of ``instance_type``, or None when the table does not have it."""
-    return EC2_HOURLY.get(instance_type)
+    """The on-demand hourly price of ``instance_type`` (USD, :data:`PRICE_REGION`), or None when not in the table."""
+    if instance_type in GPU_HOURLY:
+        return GPU_HOURLY[instance_type]
+    facts = catalog.lookup(instance_type)
+    family = instance_type.split(".", 1)[0]
+    if facts is None:
+        return None
+    if family in PER_VCPU_HOUR:
+        return round(PER_VCPU_HOUR[family] * facts.vcpus, 6)
+    if family in PER_GIB_HOUR:
+        return round(PER_GIB_HOUR[family] * facts.memory_gib, 6)
+    return None
 
 
 def control_plane_hourly(kubernetes_version: str) -> tuple[float, date | None]:

@@ -108,14 +108,24 @@ def test_an_existing_cluster_totals_only_what_the_stack_creates(stack_configs) -
 
 
 def test_an_unpriced_instance_type_is_named_and_left_out(stack_configs, monkeypatch) -> None:
-    monkeypatch.delitem(pricing.EC2_HOURLY, "m6i.xlarge")
+    monkeypatch.delitem(pricing.PER_VCPU_HOUR, "m6i")
     cost = cost_of(stack_configs, "dev")
     assert [entry.item for entry in cost.unpriced] == ["node group cpu"]
     assert "node group cpu: no bundled price for m6i.xlarge; it is left out of the total" in cost.notes
 
 
 def test_every_catalogued_instance_type_has_a_price() -> None:
-    assert sorted(set(catalog.INSTANCE_TYPES) - set(pricing.EC2_HOURLY)) == []
+    assert len(catalog.INSTANCE_TYPES) > 50
+    assert [t for t in catalog.INSTANCE_TYPES if pricing.instance_hourly(t) is None] == []
+
+
+@pytest.mark.parametrize(("instance_type", "listed"), [
+    # AWS's own list prices (us-east-1), against which the per-vCPU and per-GiB figures are checked.
+    ("c5.2xlarge", 0.34), ("c5.4xlarge", 0.68), ("m5.xlarge", 0.192), ("m6i.large", 0.096),
+    ("r5.4xlarge", 1.008), ("c6i.2xlarge", 0.34), ("m7g.large", 0.0816), ("t3.large", 0.0832),
+    ("t3.medium", 0.0416), ("g5.xlarge", 1.006), ("g6e.48xlarge", 30.13118)])
+def test_family_rates_give_the_listed_prices(instance_type: str, listed: float) -> None:
+    assert pricing.instance_hourly(instance_type) == pytest.approx(listed)
 
 
 @pytest.mark.parametrize(("amount", "unit", "text"), [
