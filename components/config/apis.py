@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -476,6 +477,7 @@ def _check_partly_valid_api(name: str, entry: dict[str, Any], found: list[Issue]
 
 
 def _unknown_group(group: str, declared: list[str], path: tuple[str | int, ...]) -> Issue:
-    valid = ", ".join(declared) or "none are declared"
+    # A declared name may itself be broken (reported on its own): quoted, a control character cannot break the line.
+    valid = ", ".join(n if n.isprintable() else json.dumps(n) for n in declared) or "none are declared"
     return Issue(path + ("nodeGroup",), f"node group {group!r} does not exist in modelplane:nodeGroups "
                                         f"(declared: {valid})")
