@@ -241,9 +241,10 @@ def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
     lines += ["", "Cluster add-ons"]
     lines += _table(["add-on", "here", "chart"], [_addon_row(estate, addon) for addon in ADDONS])
     lines += ["", "Node groups" if estate.existing is None else "Node groups (pools of the existing cluster)"]
-    lines += _table(["group", "instance types", "capacity", "nodes", "GPUs/node", "GPUs at peak+surge / max"], [
-        [name, ", ".join(g.instance_types), g.capacity_type, f"{g.min_size}-{g.max_size}",
-         str(estate.gpus_per_node(name)) if g.gpu else "-", _demand(name, estate)]
+    lines += _table(["group", "instance types", "capacity", "nodes", "one node, for API pods", "GPUs at peak+surge",
+                     "nodes needed at min / at max"], [
+        [name, ", ".join(g.instance_types), g.capacity_type, f"{g.min_size}-{g.max_size}", _room(name, estate),
+         _demand(name, estate), _needed(name, estate)]
         for name, g in estate.node_groups.items()])
     lines += ["", "Model APIs"]
     lines += _table(["api", "image", "replicas", "GPUs", "scales on", "behaviour", "proxy limits",
@@ -324,7 +325,27 @@ def _demand(group: str, estate: EstateConfig) -> str:
     demand = gpu_demand(group, estate.node_groups[group], estate.apis)
     if demand is None:
         return "-"
-    return f"{demand.steady}+{demand.surge} / {demand.capacity}" + ("" if demand.fits else "  (short)")
+    return f"{demand.steady}+{demand.surge} of {demand.capacity}"
+
+
+def _room(group: str, estate: EstateConfig) -> str:
+    """What one node of the group offers the APIs' pods (after the kubelet reserve and DaemonSets), and its type."""
+    shape = estate.node_shape(group)
+    if shape is None:
+        return "-"
+    room = shape.room
+    gpus = f"{room.gpus} GPU, " if room.gpus else ""
+    several = len(set(estate.node_groups[group].instance_types)) > 1
+    named = shape.name if shape.label or not several else f"{shape.name}, the smallest"
+    return f"{gpus}{room.cpu / 1000:.2f} CPU, {room.mem / 1024:.1f}Gi, {room.pods} pods ({named})"
+
+
+def _needed(group: str, estate: EstateConfig) -> str:
+    """Nodes the group's APIs need, bin-packed: at minReplicas, and at maxReplicas plus the largest surge."""
+    need = estate.node_need(group)
+    if need is None:
+        return "-"
+    return f"{need.at_min} / {need.at_max}" + ("" if need.fits else f"  (short: maxSize {need.max_size})")
 
 
 def _api_row(estate: EstateConfig, name: str) -> list[str]:

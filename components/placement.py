@@ -43,6 +43,8 @@ class Placement:
     gpu: bool = False
     selector: dict[str, str] | None = None
     """Labels the pods select the group's nodes by. None: ``modelplane.io/node-group: <group>``."""
+    spec: NodeGroupConfig | None = field(default=None, compare=False, repr=False)
+    """The group's config (its instance types), for checking that a pod fits its nodes. None: not checked."""
 
     @classmethod
     def for_group(cls, group: str, spec: NodeGroupConfig) -> Placement:
@@ -50,7 +52,7 @@ class Placement:
         labels = {**spec.labels, NODE_GROUP_LABEL: group}
         if spec.gpu:
             labels[GPU_PRESENT_LABEL] = "true"
-        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu)
+        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu, spec=spec)
 
     @classmethod
     def for_existing_pool(cls, group: str, spec: NodeGroupConfig) -> Placement:
@@ -60,7 +62,7 @@ class Placement:
         declared, ``modelplane.io/node-group: <group>``, and ``spec.taints`` (plus the GPU taint).
         """
         labels = dict(spec.labels) or {NODE_GROUP_LABEL: group}
-        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu, selector=dict(labels))
+        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu, selector=dict(labels), spec=spec)
 
     def node_selector(self) -> dict[str, str]:
         """Pod ``nodeSelector`` that lands exactly on this group's nodes."""
