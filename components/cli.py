@@ -261,9 +261,10 @@ def format_plan(plan: Plan, guardrails: PolicyReport | None = None) -> str:
                     + ([_karpenter_row(estate)] if estate.karpenter else []))
     lines += ["", "Node groups" if estate.existing is None else "Node groups (pools of the existing cluster)"]
     lines[-1] += _engine_note(estate)
-    lines += _table(["group", "instance types", "capacity", "nodes", "GPUs/node", "GPUs at peak+surge / max"], [
+    lines += _table(["group", "instance types", "capacity", "nodes", "one node, for API pods", "GPUs at peak+surge",
+                     "nodes needed at min / at max"], [
         [name, ", ".join(g.instance_types), g.capacity_type, f"{0 if estate.karpenter else g.min_size}-{g.max_size}",
-         str(estate.gpus_per_node(name)) if g.gpu else "-", _demand(name, estate)]
+         _room(name, estate), _demand(name, estate), _needed(name, estate)]
         for name, g in estate.node_groups.items()])
     lines += ["", "Model APIs"]
     lines += _table(["api", "image", "replicas", "GPUs", "scales on", "behaviour", "proxy limits",
@@ -300,7 +301,8 @@ def _cost_lines(plan: Plan) -> list[str]:
     low, high = cost.total(0), cost.total(1)
     lines = [f"Hourly cost ({pricing.PRICE_REGION} list prices of {pricing.AS_OF}; `modelplane cost --stack "
              f"{plan.stack}` itemises it)",
-             f"  {usd(low)}/h at the groups' minimum sizes, {usd(high)}/h at their maximum sizes (spot at the estimate)"]
+             f"  {usd(low)}/h at rest (the APIs at minReplicas), {usd(high)}/h with every group at maxSize (spot at the "
+             "estimate)"]
     balancers = cost.load_balancers
     if balancers:
         lines.append(f"  load balancers: {len(balancers)}, {usd(sum(b.hourly(0) or 0 for b in balancers))}/h "
@@ -387,7 +389,27 @@ def _demand(group: str, estate: EstateConfig) -> str:
     demand = gpu_demand(group, estate.node_groups[group], estate.apis)
     if demand is None:
         return "-"
-    return f"{demand.steady}+{demand.surge} / {demand.capacity}" + ("" if demand.fits else "  (short)")
+    return f"{demand.steady}+{demand.surge} of {demand.capacity}"
+
+
+def _room(group: str, estate: EstateConfig) -> str:
+    """What one node of the group offers the APIs' pods (after the kubelet reserve and DaemonSets), and its type."""
+    shape = estate.node_shape(group)
+    if shape is None:
+        return "-"
+    room = shape.room
+    gpus = f"{room.gpus} GPU, " if room.gpus else ""
+    several = len(set(estate.node_groups[group].instance_types)) > 1
+    named = shape.name if shape.label or not several else f"{shape.name}, the smallest"
+    return f"{gpus}{room.cpu / 1000:.2f} CPU, {room.mem / 1024:.1f}Gi, {room.pods} pods ({named})"
+
+
+def _needed(group: str, estate: EstateConfig) -> str:
+    """Nodes the group's APIs need, bin-packed: at minReplicas, and at maxReplicas plus the largest surge."""
+    need = estate.node_need(group)
+    if need is None:
+        return "-"
+    return f"{need.at_min} / {need.at_max}" + ("" if need.fits else f"  (short: maxSize {need.max_size})")
 
 
 def _api_row(estate: EstateConfig, name: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""The estate's hourly cost: every part a stack creates, at its node groups' minimum and maximum sizes.
+"""The estate's hourly cost: every part a stack creates, at rest and with every node group at maxSize.
 
 An estimate from the bundled price table (:mod:`components.pricing`), made from
 the validated config alone: the same stack gives the same figures on any
@@ -27,7 +27,7 @@ class CostLine:
     item: str
     detail: str
     count: tuple[int, int]
-    """How many at the groups' minimum sizes and at their maximum sizes."""
+    """How many at rest (the APIs at minReplicas) and with every group at maxSize."""
     each: float | None
     """List (on-demand) price of one per hour; None when the table has no price for it."""
     spot_each: float | None = None
@@ -126,9 +126,8 @@ def estimate(estate: EstateConfig) -> CostEstimate:
         notes.append(f"spot-first groups ({', '.join(fallback)}) cost the on-demand column for the nodes that "
                      "fall back when spot cannot be had")
     if created and estate.karpenter:
-        notes.append("Karpenter keeps no minimum: at rest each pool has the nodes its APIs' minReplicas need (the "
-                     "plan's Node groups table), counted here as 0; the interruption queue and its rules bill by "
-                     "message, cents a month")
+        notes.append("Karpenter keeps no minimum: at rest each pool has the nodes its APIs' minReplicas need, "
+                     "bin-packed; the interruption queue and its rules bill by message, cents a month")
     if not created:
         notes.append("the cluster, its network and its pools are not created by this stack: the pools are shown, "
                      "not totalled")
@@ -143,12 +142,18 @@ def estimate(estate: EstateConfig) -> CostEstimate:
 
 
 def node_counts(estate: EstateConfig) -> dict[str, tuple[int, int]]:
-    """Nodes of each group at rest and at most: minSize and maxSize.
+    """Nodes of each group at rest ("at min") and at most ("at max").
 
-    Karpenter keeps no minimum: it launches nodes for pending pods, so at rest a pool has what its
-    APIs' minReplicas need; counted as 0 here.
+    At rest a group holds its APIs at minReplicas (bin-packed, :meth:`EstateConfig.node_need`), and a
+    managed group never fewer than its minSize; Karpenter keeps no minimum of its own. At most: maxSize.
     """
-    return {name: (0 if estate.karpenter else g.min_size, g.max_size) for name, g in estate.node_groups.items()}
+    counts = {}
+    for name, group in estate.node_groups.items():
+        need = estate.node_need(name)
+        resting = need.at_min if need is not None else 0
+        floor = 0 if estate.karpenter else group.min_size
+        counts[name] = (min(max(floor, resting), group.max_size), group.max_size)
+    return counts
 
 
 def _standard_minors() -> list[str]:
@@ -207,8 +212,8 @@ def usd(amount: float, unit: bool = False) -> str:
 def format_cost(stack: str, source: str, cost: CostEstimate) -> str:
     """The estimate as ``modelplane cost`` prints it."""
     lines = [f"modelplane cost: stack {stack} ({source}), region {cost.stack_region or 'none'}",
-             f"hourly USD, {pricing.PRICE_REGION} list prices of {pricing.AS_OF} (modelplane's bundled table), at the "
-             "node groups' minimum and maximum sizes", ""]
+             f"hourly USD, {pricing.PRICE_REGION} list prices of {pricing.AS_OF} (modelplane's bundled table); at min: "
+             "the APIs at minReplicas, bin-packed, each group at least its minSize; at max: every group at maxSize", ""]
     header = ["item", "what", "count", "each", "at min", "at max", "spot est. min", "spot est. max"]
     rows = []
     for line in cost.lines:

@@ -410,7 +410,7 @@ def _cost(diff: EstateDiff) -> list[str]:
         return ["### Hourly cost", "", f"The base's stack file does not validate under the working tree's rules: "
                 f"{costs.usd(after.total(0))}/h at min, {costs.usd(after.total(1))}/h at max after.", ""]
     lines = ["### Hourly cost", "", "| | before | after | change |", "|---|---|---|---|"]
-    for at, label in ((0, "at the groups' minimum sizes"), (1, "at their maximum sizes")):
+    for at, label in ((0, "at rest (APIs at minReplicas)"), (1, "every group at maxSize")):
         old = before.total(at) if before else 0.0
         new = after.total(at)
         delta = new - old

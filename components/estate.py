@@ -14,7 +14,7 @@ from typing import Any
 
 import pulumi
 
-from . import offline
+from . import catalog, offline
 from .config import FALLBACK_SUFFIX, NAMESPACE, ConfigError, EstateConfig, Issue, config_from_pulumi, parse_estate
 from .existing_cluster import ExistingCluster, ExistingClusterArgs
 from .gpu_node_group import GpuNodeGroup
@@ -36,6 +36,8 @@ def load_estate() -> EstateConfig:
     config = config_from_pulumi()
     from_env = set(runtime_config.get_config_secret_keys_env())
     secret_keys = {k for k in config if k in from_env or runtime_config.is_config_secret(k)}
+    if not offline.active():
+        _learn_instance_types(config)
     try:
         estate = parse_estate(config, source, secret_keys)
         if not offline.active():
@@ -47,6 +49,28 @@ def load_estate() -> EstateConfig:
     except ConfigError as exc:
         # RunError is reported by the Pulumi CLI as a message, without a traceback.
         raise pulumi.RunError(exc.render()) from None
+
+
+def _learn_instance_types(config: dict[str, object]) -> None:
+    """Ask EC2 for the facts of the stack's instance types the bundled table lacks (real runs only).
+
+    Read from the raw config before it is validated, so that validation judges every type with
+    facts; a type EC2 cannot describe (no credentials, a typo) stays unknown and validation says so.
+    """
+    names: list[str] = []
+    groups = config.get(f"{NAMESPACE}:nodeGroups")
+    for group in groups.values() if isinstance(groups, dict) else ():
+        types = group.get("instanceTypes") if isinstance(group, dict) else None
+        names += [t for t in types if isinstance(t, str)] if isinstance(types, list) else []
+    cluster = config.get(f"{NAMESPACE}:cluster")
+    system = cluster.get("systemNodeGroup") if isinstance(cluster, dict) else None
+    if isinstance(system, dict) and isinstance(system.get("instanceType"), str):
+        names.append(system["instanceType"])
+    unknown = [n for n in names if catalog.lookup(n) is None]
+    if not unknown:
+        return
+    region = config.get("aws:region")
+    catalog.learn_from_aws(unknown, region if isinstance(region, str) else None)
 
 
 def _check_this_machine(estate: EstateConfig) -> None:

@@ -53,6 +53,7 @@ from .config import (
     version_name,
 )
 from .irsa import s3_read_policy, service_account_role, sqs_consume_policy, sqs_depth_policy, sqs_queue_arn
+from .config.schedulability import check_pod_fit
 from .placement import GPU_RESOURCE, Placement
 
 __all__ = ["API_LABEL", "ModelApi", "ModelApiArgs", "SERVICE_PORT"]
@@ -128,6 +129,11 @@ class ModelApi(pulumi.ComponentResource):
             # The config check says this for a stack file; a component used directly says it here.
             raise ValueError(f"ModelApi {name!r} asks for {api_gpus(args.spec)} GPU(s) per replica but its placement, "
                              f"node group {args.placement.group!r}, has no GPUs: its replicas would never schedule")
+        if args.placement.spec is not None:
+            # The same fit rule as the config check (the node exporter is not assumed here).
+            unfit = list(check_pod_fit({name: args.spec}, {args.placement.group: args.placement.spec}, False, ()))
+            if unfit:
+                raise ValueError(f"ModelApi {name!r}: {unfit[0].message}")
         if cluster.provider is not None:
             opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[cluster.provider]))
         super().__init__("modelplane:index:ModelApi", name, None, opts)

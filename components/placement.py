@@ -47,6 +47,8 @@ class Placement:
     """The group is a Karpenter NodePool whose pods are protected from voluntary disruption while they start."""
     startup_time: str | None = None
     """How long that protection lasts from a pod's start; None: each API's own startup budget."""
+    spec: NodeGroupConfig | None = field(default=None, compare=False, repr=False)
+    """The group's config (its instance types), for checking that a pod fits its nodes. None: not checked."""
 
     @classmethod
     def for_group(cls, group: str, spec: NodeGroupConfig, karpenter: bool = False) -> Placement:
@@ -60,7 +62,7 @@ class Placement:
         disruption = effective_disruption(spec)
         protect = karpenter and disruption.protect_starting_pods
         return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu, protect_starting_pods=protect,
-                   startup_time=disruption.startup_time if protect else None)
+                   startup_time=disruption.startup_time if protect else None, spec=spec)
 
     @classmethod
     def for_existing_pool(cls, group: str, spec: NodeGroupConfig) -> Placement:
@@ -70,7 +72,7 @@ class Placement:
         declared, ``modelplane.io/node-group: <group>``, and ``spec.taints`` (plus the GPU taint).
         """
         labels = dict(spec.labels) or {NODE_GROUP_LABEL: group}
-        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu, selector=dict(labels))
+        return cls(group=group, labels=labels, taints=_taints(spec), gpu=spec.gpu, selector=dict(labels), spec=spec)
 
     def node_selector(self) -> dict[str, str]:
         """Pod ``nodeSelector`` that lands exactly on this group's nodes."""

@@ -57,12 +57,14 @@ VALIDATOR_ONLY: dict[str, str] = {
     "cpu-decimals": "a CPU number with more than three decimals (cpu: 0.0001)",
     "cidr-host-bits": "a CIDR with host bits set (10.0.0.1/16)",
     "sizes": "minSize <= desiredSize <= maxSize of a node group, and minSize <= maxSize of systemNodeGroup",
-    "instance-types": "a node group's instance types of one architecture, GPU types in a GPU group (with "
-                      "gpusPerNode for types modelplane does not know), an amiType that suits gpu and the "
-                      "architecture, gpusPerNode only with gpu",
+    "instance-types": "a node group's (and systemNodeGroup's) instance types known to modelplane (offline: its "
+                      "bundled table) and of one architecture, GPU types in a GPU group, an amiType that suits gpu "
+                      "and the architecture, gpusPerNode only with gpu",
     "system-group": "the node-group name system on a cluster modelplane creates",
-    "node-group-fit": "an API's nodeGroup is declared; a GPU API runs on a GPU group; one replica's GPUs, CPU and "
-                      "memory fit on the group's smallest instance type",
+    "node-group-fit": "an API's nodeGroup is declared; a GPU API runs on a GPU group; one replica's pod (every "
+                      "container, the proxy included) fits the GPUs, CPU, memory and pod slots one node of each of "
+                      "the group's instance types has after the kubelet reserve and the DaemonSets",
+    "certificate": "an exposed API's certificate gives exactly one of arn and zone",
     "replicas": "minReplicas <= maxReplicas",
     "metric": "what the autoscaling metric needs and allows: its own keys only (targetInFlight, targetRps, "
               "targetQueueLength, targetUtilization, custom, activationThreshold, the tolerances), the proxy for "

@@ -428,9 +428,8 @@ def test_gpu_groups_tell_the_autoscaler_their_gpus_for_scale_from_zero(request, 
     assert tags[NODE_GROUP_LABEL] == ("system" if group.endswith("-system") else group)
 
 
-def test_gpu_hint_uses_gpus_per_node_for_an_unknown_instance_type(render, stack_configs, find) -> None:
-    config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot", "instanceTypes"), ["g7x.xlarge"]),
-                                  (("modelplane:nodeGroups", "gpu-spot", "gpusPerNode"), 2))
+def test_gpu_hint_uses_gpus_per_node_when_stated(render, stack_configs, find) -> None:
+    config = stack_configs.edited("dev", (("modelplane:nodeGroups", "gpu-spot", "gpusPerNode"), 2))
 
     tags = find.one(render("dev", config), MANAGED_NODE_GROUP, "gpu-spot").inputs["tags"]
 

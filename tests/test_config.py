@@ -368,23 +368,42 @@ def test_existing_vpc_with_new_vpc_settings(stack_configs) -> None:
     assert "remove `id`" in rest
 
 
-def test_gpu_group_with_unknown_instance_type_needs_gpus_per_node(stack_configs) -> None:
-    config = stack_configs.edited("dev", ((GROUPS, "gpu-spot", "instanceTypes"), ["g5.xlarge", "g7x.xlarge"]))
+def test_unknown_instance_type_is_an_error_naming_the_key_and_the_known_sizes(stack_configs) -> None:
+    config = stack_configs.edited("dev", ((GROUPS, "gpu-spot", "instanceTypes"), ["g5.xlarge", "g5.xxlarge"]))
 
     issue = only_problem(config)
 
     assert issue.where() == "modelplane:nodeGroups.gpu-spot.instanceTypes[1]"
-    assert "g7x.xlarge" in issue.message
-    assert "set gpusPerNode" in issue.message
+    assert "no facts (vCPUs, memory, GPUs, max pods) for 'g5.xxlarge' (did you mean 'g5.xlarge'?)" in issue.message
+    assert "known g5 sizes: g5.12xlarge, g5.16xlarge, g5.24xlarge, g5.2xlarge" in issue.message
+    assert "ask EC2" in issue.message
 
 
-def test_gpu_group_with_unknown_instance_type_and_gpus_per_node_is_fine(stack_configs) -> None:
-    config = stack_configs.edited("dev", ((GROUPS, "gpu-spot", "instanceTypes"), ["g7x.xlarge"]),
-                                  ((GROUPS, "gpu-spot", "gpusPerNode"), 1))
+def test_unknown_instance_family_lists_the_known_families(stack_configs) -> None:
+    config = stack_configs.edited("dev", ((GROUPS, "cpu", "instanceTypes"), ["x9z.large"]))
+
+    issue = only_problem(config)
+
+    assert issue.where() == "modelplane:nodeGroups.cpu.instanceTypes[0]"
+    assert "known families: c5, c5a," in issue.message
+
+
+def test_unknown_system_node_type_is_an_error_too(stack_configs) -> None:
+    config = stack_configs.edited("dev", ((CLUSTER, "systemNodeGroup", "instanceType"), "m6i.larg"))
+
+    issue = only_problem(config)
+
+    assert issue.where() == "modelplane:cluster.systemNodeGroup.instanceType"
+    assert "(did you mean 'm6i.large'?)" in issue.message
+
+
+def test_gpus_per_node_states_what_a_sharing_device_plugin_advertises(stack_configs) -> None:
+    config = stack_configs.edited("dev", ((GROUPS, "gpu-spot", "gpusPerNode"), 4))
 
     estate = parse_estate(config, SOURCE)
 
-    assert estate.gpus_per_node("gpu-spot") == 1
+    assert estate.gpus_per_node("gpu-spot") == 4
+    assert estate.node_shape("gpu-spot").room.gpus == 4
 
 
 def test_gpu_group_with_a_cpu_instance_type(stack_configs) -> None:
@@ -420,10 +439,12 @@ def test_replica_that_does_not_fit_the_smallest_instance_type(stack_configs) -> 
 
     issue = only_problem(config)
 
-    # cpu group: m6i.xlarge and m5.xlarge, both 4 vCPU / 16 GiB.
+    # cpu group: m6i.xlarge and m5.xlarge, both 4 vCPU / 16 GiB; the proxy's 128Mi counts too.
     assert issue.where() == "modelplane:apis.sentiment.compute.mem"
-    # The proxy's 128Mi counts too.
-    assert issue.message == "20.125Gi (with the proxy) does not fit on a m6i.xlarge (16 GiB)"
+    assert issue.message.startswith(
+        "API 'sentiment' needs 0.6 CPU, 20.125Gi memory per pod (model 0.5 CPU/20Gi, proxy 0.1 CPU/128Mi); one node "
+        "of group 'cpu' (m6i.xlarge; EKS may launch any of its types) has 3.92 CPU, 13.83Gi memory, 58 pods "
+        "allocatable after the kubelet reserve; 3.77 CPU, 13.83Gi, 55 pods after the DaemonSets")
 
 
 def test_public_only_endpoint_restricted_to_office_ranges_locks_the_nodes_out(stack_configs) -> None:
@@ -618,14 +639,17 @@ def test_cpu_quantity_written_as_a_yaml_number_becomes_a_string(stack_configs) -
 # ------------------------------------------------------------------------ capacity warnings and CPU scaling
 
 def test_gpu_group_too_small_for_a_rollout_at_peak_is_a_warning(stack_configs) -> None:
-    # dev's image-embed (3 replicas) and doc-embed (2), 1 GPU each, surge 1 -> needs 6 GPUs; shrink to 3 nodes.
+    # dev's image-embed (3 replicas) and doc-embed (2), 1 GPU each, surge 1 -> needs 6 nodes; shrink to 3.
     config = stack_configs.edited("dev", ((GROUPS, "gpu-spot", "maxSize"), 3))
 
     estate = parse_estate(config, SOURCE)
 
     assert estate.warnings == [
-        "node group 'gpu-spot': its APIs at maxReplicas use 5 GPU(s) and a rollout surges 1 more, but maxSize "
-        "3 x 1 GPU(s) gives 3; a rollout at peak load would stall (raise maxSize to 6 or lower maxReplicas)"]
+        "node group 'gpu-spot': its APIs at maxReplicas run 5 pods (5 GPU(s)) (doc-embed 2, image-embed 3) and a "
+        "rollout surges 1 more (doc-embed); bin-packed on the least of g5.xlarge, g6.xlarge, g4dn.xlarge nodes "
+        "(1 GPU(s), 3.77 CPU, 13.83Gi, 25 pods for API pods after the kubelet reserve and DaemonSets) they need 6 "
+        "nodes, but maxSize is 3; a rollout at peak load would stall with pods Pending (raise maxSize to 6, lower "
+        "maxReplicas or use a bigger instance type)"]
 
 
 def test_percent_surge_counts_replicas_rounded_up(stack_configs) -> None:

@@ -33,9 +33,11 @@ def line(cost, item: str):
 def test_dev_costs_what_its_parts_list_at(stack_configs) -> None:
     cost = cost_of(stack_configs, "dev")
     # By hand from the price list: control plane (1.33: extended support), KMS key, one t3.large system node,
-    # one m6i.xlarge, no spot GPU node at min, 150 GiB of gp3, one NAT gateway and its address, an internal
-    # ALB and a public one with an address in each of the two zones.
-    at_min = 0.60 + 1 * HOUR + 0.0832 + 0.192 + 0 + 150 * 0.08 * HOUR + (0.045 + 0.005) + 0.0225 + (0.0225 + 2 * 0.005)
+    # one m6i.xlarge, one spot g5.xlarge at 40 % (image-embed's one replica at minReplicas; doc-embed scales
+    # to zero), 300 GiB of gp3, one NAT gateway and its address, an internal ALB and a public one with an
+    # address in each of the two zones.
+    at_min = (0.60 + 1 * HOUR + 0.0832 + 0.192 + 1.006 * 0.4 + 300 * 0.08 * HOUR + (0.045 + 0.005) + 0.0225
+              + (0.0225 + 2 * 0.005))
     # At max: 2 system nodes, 4 cpu nodes, 6 spot g5.xlarge at 40 %, 2x50 + 4x100 + 6x150 GiB.
     at_max = (0.60 + 1 * HOUR + 2 * 0.0832 + 4 * 0.192 + 6 * 1.006 * 0.4 + 1400 * 0.08 * HOUR + 0.05 + 0.0225
               + 0.0325)
@@ -140,12 +142,12 @@ def test_cost_command_prints_the_table_and_plan_prints_the_totals(capsys) -> Non
     out = capsys.readouterr().out
     assert "node group gpu-llm        g5.12xlarge, on-demand" in out
     assert "load balancer             public ALB for sentiment" in out
-    assert "total as configured (spot groups at the estimate): $1.01/h at min, $45.25/h at max" in out
+    assert "total as configured (spot groups at the estimate): $15.91/h at min, $45.99/h at max" in out
     assert "this stack runs in eu-west-1, where most of these types list about a tenth higher" in out
     assert main(["plan", "--stack", "dev"]) == 0
     plan = capsys.readouterr().out
     assert "Traffic (one shared load balancer per visibility: 2, $0.055/h plus traffic)" in plan
-    assert "  $0.998/h at the groups' minimum sizes, $4.21/h at their maximum sizes (spot at the estimate)" in plan
+    assert "  $1.42/h at rest (the APIs at minReplicas), $4.21/h with every group at maxSize (spot at the estimate)" in plan
 
 
 def test_cost_of_a_bad_stack_is_the_config_error(tmp_path, capsys) -> None:

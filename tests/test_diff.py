@@ -79,8 +79,8 @@ def test_an_instance_type_change_replaces_the_node_groups_nodes(repo: Path) -> N
     assert ("scale change", "fraud-score-autoscaling") in [(c.verdict, c.name) for c in diff.changes]
     report = format_markdown(diff)
     assert "Karpenter replaces the pool's nodes that no longer match (drift)" in report
-    # 20 nodes x (m7i.2xlarge $0.4032 - c6i.2xlarge $0.34) at most, spot-first at the estimate (40 %).
-    assert "| at their maximum sizes | $45.25/h | $45.76/h | +$0.5056/h |" in report
+    # 25 nodes x (m7i.2xlarge $0.4032 - c6i.2xlarge $0.34) at most, spot-first at the estimate (40 %).
+    assert "| every group at maxSize | $45.99/h | $46.62/h | +$0.632/h |" in report
     golden("diff-prod-instance-type.md", report)
 
 

@@ -233,7 +233,7 @@ def test_present_keda_without_its_role_warns_about_queue_permissions(stack_confi
                                   ((*EXISTING, "oidcIssuer"), OIDC["oidcIssuer"]),
                                   ((APIS, "recommender", "queue"), {"url": "https://sqs.eu-west-1.amazonaws.com/"
                                                                            "123456789012/recs"}),
-                                  ((APIS, "recommender", "autoscaling"), {"metric": "queue"}))
+                                  ((APIS, "recommender", "autoscaling"), {"metric": "queue", "maxReplicas": 3}))
     [warning] = parse_estate(config, SOURCE).warnings
     assert "recommender" in warning and "kedaRoleName" in warning
 

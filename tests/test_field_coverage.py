@@ -110,15 +110,15 @@ BASES: dict[str, tuple[tuple[tuple[str | int, ...], Any], ...]] = {
     # Fields that only mean something next to other settings, all set up in one extra baseline:
     # an existing VPC (for id / subnet ids), an API endpoint open to all (the private endpoint may
     # only be turned off then), a tainted CPU group (for the taint's key / value / effect), a GPU
-    # group of an instance type modelplane does not know (for gpusPerNode), and a CPU group on GPU
+    # group that states gpusPerNode (a device plugin that shares GPUs advertises another count), and a CPU group on GPU
     # instance types that can flip to gpu: true.
     "alt": (
         ((CLUSTER, "vpc"), {"id": "vpc-0aaa", "privateSubnetIds": ["subnet-0a1", "subnet-0b1"],
                             "publicSubnetIds": ["subnet-0c1"]}),
         ((CLUSTER, "endpoint", "publicAccessCidrs"), ["0.0.0.0/0"]),
         ((GROUPS, "cpu", "taints"), [{"key": "example.com/dedicated", "value": "search", "effect": "NoSchedule"}]),
-        ((GROUPS, "gpu-spot", "instanceTypes"), ["g7x.xlarge"]),
-        ((GROUPS, "gpu-spot", "gpusPerNode"), 1),
+        ((GROUPS, "gpu-spot", "instanceTypes"), ["g6e.xlarge"]),
+        ((GROUPS, "gpu-spot", "gpusPerNode"), 2),
         ((GROUPS, "spare"), {"instanceTypes": ["g5.xlarge"], "minSize": 0}),
     ),
     # Every kind of network peer, for callers, destinations and the Prometheus scrapers.
@@ -272,7 +272,7 @@ VARIATIONS: dict[str, Variation] = {
     "nodeGroups.*.maxSize": on((*CPU, "maxSize"), 6),
     "nodeGroups.*.diskSizeGib": on((*CPU, "diskSizeGib"), 200),
     "nodeGroups.*.amiType": on((*CPU, "amiType"), "BOTTLEROCKET_x86_64"),
-    "nodeGroups.*.gpusPerNode": on((*GPU_SPOT, "gpusPerNode"), 2, base="alt"),
+    "nodeGroups.*.gpusPerNode": on((*GPU_SPOT, "gpusPerNode"), 3, base="alt"),
     "nodeGroups.*.gpuTaint": on((*GPU_SPOT, "gpuTaint"), False),
     "nodeGroups.*.labels": on((*CPU, "labels"), {"team": "search"}),
     "cluster.capacityEngine": on((CLUSTER, "capacityEngine"), "karpenter", base="karpenter-ready"),

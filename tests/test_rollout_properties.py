@@ -50,17 +50,17 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from modelplane import catalog
 from modelplane.config import (
     ApiConfig,
     AutoscalingConfig,
     ProbeConfig,
     api_gpus,
-    gpu_headroom_warnings,
+    headroom_warnings,
     load_stack_file,
     parse_estate,
     scaling_metric,
 )
+from modelplane.config.schedulability import check_pod_fit, pod_containers
 from modelplane.offline import Plan, Registered, kubernetes_objects, run_stack
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -147,14 +147,41 @@ def floats(model: type[BaseModel], field: str) -> st.SearchStrategy[float]:
     return st.floats(low, high, exclude_min=low_open, exclude_max=high_open, allow_nan=False)
 
 
-def _smallest_node(api: str) -> catalog.InstanceType:
-    group = DEV_ESTATE.node_groups[DEV_ESTATE.apis[api].node_group]
-    return min(filter(None, map(catalog.lookup, group.instance_types)), key=lambda t: (t.vcpus, t.memory_gib))
+@functools.cache
+def _room_for_the_server(api: str) -> tuple[int, int]:
+    """(millicores, bytes) the serving container may request and keep the estate valid and quiet.
+
+    Asked of the package's own rules rather than re-derived: the pod fits one node of its group (the
+    smallest, after the kubelet reserve and the DaemonSets, with the API's other containers), and
+    the group still holds the API at maxReplicas plus a surge (no headroom warning). Each bound
+    holds with the other resource at its own bound (the groups here pack by a pod count per node).
+    """
+    spec = DEV_ESTATE.apis[api]
+    shape = DEV_ESTATE.node_shape(spec.node_group)
+    assert shape is not None
+    others = [r for name, r in pod_containers(spec) if name != "model"]
+    rooms = (int(shape.room.cpu - sum(r.cpu for r in others)), int(shape.room.mem - sum(r.mem for r in others)))
+
+    def quiet(key: str, value: int) -> bool:
+        compute = spec.compute.model_copy(update={key: f"{value}m" if key == "cpu" else f"{value}Mi"})
+        scaled = spec.model_copy(update={"compute": compute})
+        fits = not list(check_pod_fit({api: scaled}, DEV_ESTATE.node_groups, DEV_ESTATE.installs_prometheus, ()))
+        return fits and not headroom_warnings(DEV_ESTATE.node_groups, {**DEV_ESTATE.apis, api: scaled},
+                                              DEV_ESTATE.installs_prometheus)
+
+    def largest(key: str, high: int) -> int:
+        low = 1
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if quiet(key, middle) else (low, middle - 1)
+        return low
+
+    return largest("cpu", rooms[0]), largest("mem", rooms[1]) * 2**20
 
 
 @functools.cache
 def _quiet_max_replicas(api: str) -> int:
-    """Most maxReplicas that keep the GPU headroom warning quiet (image-embed in dev: 3; CPU APIs: the model's limit).
+    """Most maxReplicas that keep the headroom warning quiet (image-embed in dev: 3; CPU APIs: the model's limit).
 
     Asked of the package's own rule rather than re-derived, so the strategies follow it if it changes.
     """
@@ -163,7 +190,8 @@ def _quiet_max_replicas(api: str) -> int:
     def quiet(replicas: int) -> bool:
         scaled = spec.model_copy(update={"autoscaling": spec.autoscaling.model_copy(
             update={"max_replicas": replicas})})
-        return not gpu_headroom_warnings(DEV_ESTATE.node_groups, {**DEV_ESTATE.apis, api: scaled})
+        return not headroom_warnings(DEV_ESTATE.node_groups, {**DEV_ESTATE.apis, api: scaled},
+                                     DEV_ESTATE.installs_prometheus)
 
     return next(n for n in range(_bounds(AutoscalingConfig, "max_replicas")[1], 0, -1) if quiet(n))
 
@@ -188,7 +216,7 @@ DURATIONS = st.one_of(st.integers(0, 3600).map(lambda n: f"{n}s"), st.integers(0
 @st.composite
 def cpu_requests(draw: st.DrawFn, api: str) -> str | int:
     """A positive CPU request that fits the smallest node of the API's group, in one of its spellings."""
-    millicores = draw(st.integers(1, _smallest_node(api).vcpus * 1000))
+    millicores = draw(st.integers(1, _room_for_the_server(api)[0]))
     spellings: list[str | int] = [f"{millicores}m", f"{millicores / 1000:.3f}".rstrip("0").rstrip(".")]
     if millicores % 1000 == 0:
         spellings.append(millicores // 1000)  # YAML `cpu: 2` is an int; the model takes it as "2"
@@ -198,7 +226,7 @@ def cpu_requests(draw: st.DrawFn, api: str) -> str | int:
 @st.composite
 def mem_requests(draw: st.DrawFn, api: str) -> str:
     """A memory request of at least 64 MiB that fits the smallest node of the API's group."""
-    limit = int(_smallest_node(api).memory_gib * 2**30)
+    limit = _room_for_the_server(api)[1]
     unit, size = draw(st.sampled_from([("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10), ("G", 10**9), ("M", 10**6),
                                        ("", 1)]))
     amount = draw(st.integers(max(1, -(-64 * 2**20 // size)), limit // size))

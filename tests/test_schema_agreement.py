@@ -187,10 +187,11 @@ RECOGNIZERS: dict[str, list[Callable[[Issue], bool]]] = {
                                  r"karpenter applies to a cluster modelplane creates",
                                  r"spotWithFallback makes an on-demand group")],
     "instance-types": [_message(r"mixes x86_64 and arm64", r"does not suit a (GPU|CPU) group", r"AMI but the instance",
-                                r"only applies to GPU groups", r"has no GPU; a GPU group", r"how many GPUs")],
+                                r"only applies to GPU groups", r"has no GPU; a GPU group", r"has no facts \(vCPUs")],
     "system-group": [_message(r"is the cluster's own add-on group")],
+    "certificate": [_message(r"give exactly one of arn \(an existing ACM certificate\) or zone")],
     "node-group-fit": [_message(r"does not exist in modelplane:nodeGroups", r"GPU\(s\) but node group",
-                                r"GPUs per replica do not fit", r"does not fit on a")],
+                                r"GPUs per replica do not fit", r"per pod.*; one node of group")],
     "replicas": [_message(r"maxReplicas \d+ is less than minReplicas")],
     "metric": [_message(r"applies to metric", r"is measured by the proxy", r"can never be reached",
                         r"is required with metric", r"metric queue scales on", r"measured outside the pods",
@@ -618,6 +619,9 @@ RELATIONAL: list[tuple[str, str, Edits]] = [
     ("existing", "local", [((*A, "sentiment", "expose"), {}), ((*C, "existing", "addons", "loadBalancerController"),
                                                                "none")]),
     ("existing", "local", [((*A, "sentiment", "expose"), {})]),
+    ("certificate", "dev", [((*A, "sentiment", "expose", "certificate"), {})]),
+    ("instance-types", "dev", [((*C, "systemNodeGroup", "instanceType"), "m6i.larg")]),
+    ("node-group-fit", "local", [((*A, "recommender", "sidecars", "ranker", "compute", "mem"), "14Gi")]),
 ]
 
 

@@ -451,9 +451,10 @@ def test_the_canarys_gpus_count_in_the_group_demand_and_the_stack_ceiling(stack_
     assert gpus_at_max(after.apis) == gpus_at_max(before.apis) + 2 == 7
     # maxSize 6: 7 at peak plus a rollout's surge of 1 no longer fits.
     assert not before.warnings
-    assert after.warnings == [
-        "node group 'gpu-spot': its APIs at maxReplicas use 7 GPU(s) and a rollout surges 1 more, but maxSize 6 x 1 "
-        "GPU(s) gives 6; a rollout at peak load would stall (raise maxSize to 8 or lower maxReplicas)"]
+    [warning] = after.warnings
+    assert warning.startswith("node group 'gpu-spot': its APIs at maxReplicas run 7 pods (7 GPU(s)) (doc-embed 2, "
+                              "image-embed 3, image-embed-canary 2) and a rollout surges 1 more")
+    assert "they need 8 nodes, but maxSize is 6" in warning
     with pytest.raises(ConfigError) as caught:
         parse_estate({**canary, "modelplane:guardrails": {"maxGpus": 6}}, SOURCE)
     assert [i.message for i in caught.value.issues] == [

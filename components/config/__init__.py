@@ -12,7 +12,7 @@ so that every problem in a file is reported at once with its key path.
 One module per domain, each with its models and the rules that relate their
 fields: :mod:`.cluster` (and :mod:`.existing` for a cluster that already runs),
 :mod:`.node_groups`, :mod:`.apis` (and :mod:`.network`, who may reach them), :mod:`.autoscaling`,
-:mod:`.capacity`, :mod:`.guardrails`;
+:mod:`.capacity`, :mod:`.schedulability`, :mod:`.guardrails`;
 :mod:`.loading` reads a stack file as Pulumi does, and :mod:`.estate` validates
 the whole config map and collects every issue. Everything public is here.
 """
@@ -81,7 +81,6 @@ from .autoscaling import (
 from .capacity import (
     GpuDemand,
     gpu_demand,
-    gpu_headroom_warnings,
 )
 from .cluster import (
     AMP_URL,
@@ -138,6 +137,16 @@ from .node_groups import (
     effective_disruption,
     gpus_per_node,
 )
+from .schedulability import (
+    GroupNeed,
+    NodeShape,
+    Resources,
+    daemonsets,
+    group_need,
+    headroom_warnings,
+    node_shape,
+    pod_requests,
+)
 from .traffic import (
     TLS_POLICY,
     CanaryConfig,
@@ -190,6 +199,7 @@ __all__ = [
     "ExposeConfig",
     "GPU_AMI_TYPES",
     "GpuDemand",
+    "GroupNeed",
     "GuardrailsConfig",
     "IntOrPercent",
     "Issue",
@@ -205,6 +215,7 @@ __all__ = [
     "NetworkConfig",
     "NetworkPeer",
     "NodeGroupConfig",
+    "NodeShape",
     "PROXY_ADMIN_PORT",
     "PROXY_CONTAINER",
     "PROXY_IMAGE",
@@ -218,6 +229,7 @@ __all__ = [
     "RESERVED_GROUP",
     "RESERVED_NAMESPACES",
     "RUN_AS_USER",
+    "Resources",
     "SCRAPE_INTERVAL_SECONDS",
     "SHM_DIR",
     "SOCKET_DIR",
@@ -242,18 +254,22 @@ __all__ = [
     "canary_replicas",
     "canary_service_name",
     "config_from_pulumi",
+    "daemonsets",
     "default_ami_type",
     "duration_seconds",
     "effective_update_strategy",
     "gpu_demand",
-    "gpu_headroom_warnings",
     "gpus_at_max",
     "gpus_per_node",
+    "group_need",
     "has_hpa_tolerance",
+    "headroom_warnings",
     "image_pull_policy",
     "in_cluster_namespace",
     "load_stack_file",
+    "node_shape",
     "parse_estate",
+    "pod_requests",
     "scaling_metric",
     "scaling_target",
     "scraper_peers",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import Field, StringConstraints, ValidationError
 from pydantic.alias_generators import to_camel
 
-from .. import catalog
 from ._base import (
     CpuQuantity,
     DnsLabel,
@@ -389,24 +389,7 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
         elif (per_node := gpus_per_node(group)) and gpus > per_node:
             yield Issue(path + ("compute", "gpu"), f"{gpus} GPUs per replica do not fit on a node "
                                                    f"of {api.node_group!r}, which has {per_node}")
-    smallest = min((t for t in map(catalog.lookup, group.instance_types) if t), default=None,
-                   key=lambda t: (t.vcpus, t.memory_gib))
-    if smallest is not None:
-        containers = [api.compute, *(c.compute for c in api.sidecars.values())]
-        if api.proxy.enabled:
-            containers.append(ContainerComputeConfig(cpu=api.proxy.cpu, mem=api.proxy.mem))
-        extras = [*(["its sidecars"] if api.sidecars else []), *(["the proxy"] if api.proxy.enabled else [])]
-        with_sidecars = f" (with {' and '.join(extras)})" if extras else ""
-        cpu = sum(_millicores(c.cpu) for c in containers)
-        if cpu > smallest.vcpus * 1000:
-            shown = api.compute.cpu if not with_sidecars else f"{cpu:g}m"
-            yield Issue(path + ("compute", "cpu"), f"{shown} CPU{with_sidecars} does not fit on a "
-                                                   f"{smallest.name} ({smallest.vcpus} vCPU)")
-        mem = sum(_gib(c.mem) for c in containers if c.mem is not None)
-        if mem > smallest.memory_gib:
-            shown = api.compute.mem if not with_sidecars else f"{mem:g}Gi"
-            yield Issue(path + ("compute", "mem"), f"{shown}{with_sidecars} does not fit on a {smallest.name} "
-                                                   f"({smallest.memory_gib:g} GiB)")
+    # Whether the whole pod fits on a node of the group: schedulability.check_pod_fit.
 
 
 def _check_sidecar_ports(api: ApiConfig, path: tuple[str | int, ...]) -> Iterator[Issue]:
@@ -476,6 +459,7 @@ def _check_partly_valid_api(name: str, entry: dict[str, Any], found: list[Issue]
 
 
 def _unknown_group(group: str, declared: list[str], path: tuple[str | int, ...]) -> Issue:
-    valid = ", ".join(declared) or "none are declared"
+    # A declared name may itself be broken (reported on its own): quoted, a control character cannot break the line.
+    valid = ", ".join(n if n.isprintable() else json.dumps(n) for n in declared) or "none are declared"
     return Issue(path + ("nodeGroup",), f"node group {group!r} does not exist in modelplane:nodeGroups "
                                         f"(declared: {valid})")

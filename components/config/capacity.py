@@ -1,4 +1,5 @@
-"""Whether the GPU groups hold their APIs at peak, with a rollout's surge."""
+"""The GPUs a group's APIs use at peak, with a rollout's surge (the plan's GPU column; the headroom rule that
+bin-packs every resource is :func:`.schedulability.headroom_warnings`)."""
 
 from __future__ import annotations
 
@@ -38,23 +39,3 @@ def gpu_demand(group_name: str, group: NodeGroupConfig, apis: dict[str, ApiConfi
                   for replicas in (a.autoscaling.max_replicas, second_version_replicas(a)) if replicas),
         capacity=group.max_size * per_node,
     )
-
-
-def gpu_headroom_warnings(groups: dict[str, NodeGroupConfig], apis: dict[str, ApiConfig]) -> list[str]:
-    """GPU groups whose maximum size cannot hold their APIs at maxReplicas plus a rollout's surge.
-
-    At that point a rollout's new replicas stay Pending and, with maxUnavailable 0,
-    the rollout stalls until its deadline: ``pulumi up`` fails.
-    """
-    warnings = []
-    for name, group in groups.items():
-        demand = gpu_demand(name, group, apis)
-        if demand is None or demand.fits:
-            continue
-        per_node = gpus_per_node(group)
-        needed = -(-(demand.steady + demand.surge) // per_node)
-        warnings.append(
-            f"node group {name!r}: its APIs at maxReplicas use {demand.steady} GPU(s) and a rollout surges "
-            f"{demand.surge} more, but maxSize {group.max_size} x {per_node} GPU(s) gives {demand.capacity}; "
-            f"a rollout at peak load would stall (raise maxSize to {needed} or lower maxReplicas)")
-    return warnings

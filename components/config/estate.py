@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .. import catalog
+
 from ._base import AWS_REGION, NAMESPACE, ConfigError, Issue, _did_you_mean, _Model, _show
 from .apis import (
     ADDON_NAMESPACES,
@@ -19,13 +21,14 @@ from .apis import (
     effective_update_strategy,
 )
 from .autoscaling import uses_keda, uses_prometheus
-from .capacity import gpu_headroom_warnings
 from .cluster import ClusterConfig, _check_cluster
 from .existing import ExistingClusterConfig, _check_existing, _existing_warnings, addon_mode
 from .guardrails import GuardrailsConfig, _check_guardrails
 from .network import _check_scrapers
 from .traffic import _check_load_balancers
-from .node_groups import FALLBACK_SUFFIX, RESERVED_GROUP, NodeGroupConfig, _check_node_group, gpus_per_node
+from .node_groups import (FALLBACK_SUFFIX, RESERVED_GROUP, NodeGroupConfig, _check_node_group, gpus_per_node,
+                          unknown_type_issue)
+from .schedulability import GroupNeed, NodeShape, check_pod_fit, group_need, headroom_warnings, node_shape
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,14 @@ class EstateConfig:
     def gpus_per_node(self, group: str) -> int:
         """GPUs on one node of ``group`` (0 for CPU groups)."""
         return gpus_per_node(self.node_groups[group])
+
+    def node_shape(self, group: str) -> NodeShape | None:
+        """What one node of ``group`` offers the APIs' pods (its smallest type, after the kubelet reserve and DaemonSets)."""
+        return node_shape(self.node_groups[group], self.installs_prometheus)
+
+    def node_need(self, group: str) -> GroupNeed | None:
+        """Nodes ``group`` needs at minReplicas and at maxReplicas plus the largest surge (None: no API runs there)."""
+        return group_need(group, self.node_groups[group], self.apis, self.installs_prometheus)
 
     def max_surge(self, api: str) -> int | str:
         """The API's effective ``maxSurge``."""
@@ -204,11 +215,18 @@ def parse_estate(config: Mapping[str, Any], source: str, secret_keys: Collection
         pod_monitors = installs or addon_mode(cluster, node_groups, "prometheus") == "present"
         issues += _check_scrapers(cluster, apis, installs, pod_monitors,
                                   (key("cluster"), "prometheus", "scrapers"), warnings)
+        # The kube-prometheus-stack modelplane installs runs a node exporter on every node.
+        issues += check_pod_fit(apis, node_groups, installs, (key("apis"),))
+        if cluster.existing is None and catalog.lookup(cluster.system_node_group.instance_type) is None:
+            issues.append(unknown_type_issue(cluster.system_node_group.instance_type,
+                                             (key("cluster"), "systemNodeGroup", "instanceType")))
 
     if issues:
         raise ConfigError(source, issues)
     assert cluster is not None and guardrails is not None and (region is None or isinstance(region, str))
-    warnings += gpu_headroom_warnings(node_groups, apis)
+    node_exporter = addon_mode(cluster, node_groups, "prometheus") == "install" and any(
+        uses_prometheus(a) for a in apis.values())
+    warnings += headroom_warnings(node_groups, apis, node_exporter)
     if cluster.existing is not None:
         warnings += _existing_warnings(cluster, apis)
     return EstateConfig(source=source, region=region, cluster=cluster,

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints
 
 from .. import catalog
-from ._base import Duration, Issue, LabelKey, LabelValue, _Model, duration_seconds
+from ._base import Duration, Issue, LabelKey, LabelValue, _did_you_mean, _Model, duration_seconds
 
 RESERVED_GROUP = "system"
 """Node-group name taken by the cluster's add-on group."""
@@ -89,7 +89,7 @@ class NodeGroupConfig(_Model):
     ami_type: Literal[GPU_AMI_TYPES + CPU_AMI_TYPES] | None = None  # type: ignore[valid-type]
     """EKS AMI type (default: AL2023 for the instance types' architecture, NVIDIA variant for GPU groups; Bottlerocket for ARM GPUs)."""
     gpus_per_node: int | None = Field(None, ge=1, le=16)
-    """GPUs per node; derived from the instance type for known types, required otherwise."""
+    """GPUs each node advertises (``nvidia.com/gpu``). Default: the smallest of its instance types' GPU count; set it when the device plugin shares GPUs (time-slicing, MIG) and advertises another count."""
     gpu_taint: bool = True
     """Give GPU nodes the ``nvidia.com/gpu=true:NoSchedule`` taint so only GPU APIs land there."""
     labels: dict[LabelKey, LabelValue] = {}
@@ -172,6 +172,9 @@ def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...],
             fitting = ", ".join(t for t in wanted if ami_architecture(t) in arches)
             yield Issue(path + ("amiType",), f"{group.ami_type} is an {ami_architecture(group.ami_type)} AMI but "
                                              f"the instance types are {arches.pop()}; use one of {fitting}")
+    for index, name in enumerate(group.instance_types):
+        if catalog.lookup(name) is None:
+            yield unknown_type_issue(name, path + ("instanceTypes", index))
     if not group.gpu:
         if group.gpus_per_node is not None:
             yield Issue(path + ("gpusPerNode",), "only applies to GPU groups (`gpu: true`)")
@@ -180,10 +183,7 @@ def _check_node_group(group: NodeGroupConfig, path: tuple[str | int, ...],
         known = catalog.lookup(name)
         if known is not None and known.gpus == 0:
             yield Issue(path + ("instanceTypes", index), f"{name} has no GPU; a GPU group needs GPU "
-                                                         "instance types (g4dn, g5, g6, g6e, p3, p4d, p5)")
-        elif known is None and group.gpus_per_node is None:
-            yield Issue(path + ("instanceTypes", index), f"modelplane does not know how many GPUs {name} "
-                                                         "has; set gpusPerNode for this group")
+                                                         "instance types (g4dn, g5, g5g, g6, g6e, p3, p4d, p5)")
 
 
 def _check_engine(group: NodeGroupConfig, path: tuple[str | int, ...], engine: str) -> Iterator[Issue]:
@@ -215,3 +215,15 @@ def _check_engine(group: NodeGroupConfig, path: tuple[str | int, ...], engine: s
         yield Issue(path + ("disruption",), "applies to Karpenter NodePools (cluster.capacityEngine: karpenter); "
                                             "on managed node groups the cluster autoscaler removes only nodes its "
                                             "pods can leave: remove it, or switch the cluster's capacityEngine")
+
+
+def unknown_type_issue(name: str, path: tuple[str | int, ...]) -> Issue:
+    """The error for an instance type modelplane has no facts for (offline, or EC2 did not answer)."""
+    family = name.split(".", 1)[0]
+    known = catalog.known_types()
+    same_family = [t for t in known if t.split(".", 1)[0] == family]
+    valid = (f"known {family} sizes: {', '.join(same_family)}" if same_family else
+             f"known families: {', '.join(catalog.families())}")
+    return Issue(path, f"modelplane has no facts (vCPUs, memory, GPUs, max pods) for {name!r}"
+                       f"{_did_you_mean(name, known)}; {valid}. `pulumi preview` and `pulumi up` with AWS "
+                       "credentials ask EC2 for a type the bundled table lacks")

@@ -36,7 +36,7 @@ import yaml
 
 from modelplane import catalog
 from modelplane.config import load_stack_file, parse_estate
-from modelplane.placement import GPU_RESOURCE, Placement
+from modelplane.placement import GPU_PRESENT_LABEL, GPU_RESOURCE, Placement
 
 PROJECT = Path(__file__).resolve().parents[2]
 TOOLCHAIN = Path(__file__).resolve().parent / "toolchain"
@@ -80,6 +80,8 @@ class ControlPlane:
     """State of this control plane: PIDs, logs, etcd data, kubeconfigs."""
     emulate: str | None = None
     """Kubernetes minor to emulate (``--emulated-version``); None: the binaries' own."""
+    scheduler_profile: dict[str, Any] | None = None
+    """A KubeSchedulerConfiguration profile to run the scheduler with; None: the default profile."""
     ports: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -95,6 +97,15 @@ class ControlPlane:
                **{k: str(v) for k, v in self.ports.items()}}
         if self.emulate and self.emulate != NEWEST_MINOR:
             env["EMULATE"] = self.emulate
+        if self.scheduler_profile is not None:
+            self.instance.mkdir(parents=True, exist_ok=True)
+            path = self.instance / "scheduler-config.yaml"
+            path.write_text(yaml.safe_dump({
+                "apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
+                "clientConnection": {"kubeconfig": str(self.instance / "scheduler.kubeconfig")},
+                "leaderElection": {"leaderElect": False},
+                "profiles": [{"schedulerName": "default-scheduler", **self.scheduler_profile}]}))
+            env["SCHEDULER_CONFIG"] = str(path)
         run = subprocess.run([str(TOOLCHAIN / "up.sh")], env=env, capture_output=True, text=True, timeout=300)
         if run.returncode != 0:
             logs = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}"
@@ -213,43 +224,42 @@ class Kube:
 
 # --------------------------------------------------------------------------- kwok nodes and CRDs
 
-def _cpu_reserved_millicores(cores: int) -> int:
-    # The EKS AL2023 kubelet reservation: 6% of the first core, 1% of the second, 0.5% of the next two, 0.25% above.
-    return int(sum(60 if i == 0 else 10 if i == 1 else 5 if i < 4 else 2.5 for i in range(cores)))
-
-
-def kwok_nodes(config: dict[str, Any], zones: int = 2) -> list[dict[str, Any]]:
-    """Fake Nodes for every node group of a stack config: ``maxSize`` nodes of the group's first instance type.
+def kwok_nodes(config: dict[str, Any], zones: int = 2, groups: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Fake Nodes for every node group of a stack config: ``maxSize`` nodes (or ``groups[name]``) of each.
 
     Each node carries the labels and taints the group's :class:`Placement` says its nodes have (the
-    very object the APIs' node selectors and tolerations come from), the labels EKS puts on nodes,
-    and the capacity of its instance type (GPUs as ``nvidia.com/gpu``, as the device plugin
-    advertises them); allocatable follows the EKS kubelet reservation.
+    very object the APIs' node selectors and tolerations come from), the labels EKS puts on nodes
+    (and ``nvidia.com/gpu.present`` on GPU nodes, as the GPU AMI's nodeadm sets it), and the
+    capacity and allocatable of the group's smallest instance type as the product computes them
+    (:mod:`modelplane.catalog`: the EKS kubelet's reserve, eviction threshold and max pods), GPUs as
+    ``nvidia.com/gpu`` as the device plugin advertises them. DaemonSets are not subtracted here: a
+    scenario that wants them runs them (:func:`daemonset_stand_ins`), and the scheduler counts them.
     """
     estate = parse_estate(config, "e2e")
     region = estate.region or "us-east-1"
     nodes = []
     for group, spec in estate.node_groups.items():
         placement = Placement.for_existing_pool(group, spec) if estate.existing else Placement.for_group(group, spec)
-        itype = catalog.lookup(spec.instance_types[0])
-        assert itype is not None, f"kwok nodes need a catalogued instance type, not {spec.instance_types[0]}"
-        max_pods = 58 if itype.vcpus >= 4 else 29
-        for index in range(spec.max_size):
+        shape = estate.node_shape(group)
+        assert shape is not None, f"kwok nodes need instance types modelplane knows, not {spec.instance_types}"
+        itype, allocated = shape.instance_type, shape.allocatable
+        for index in range(spec.max_size if groups is None else groups.get(group, 0)):
             zone = f"{region}{'abcdef'[index % zones]}"
             name = f"{group}-{index}"
-            capacity = {"cpu": str(itype.vcpus), "memory": f"{int(itype.memory_gib)}Gi", "pods": str(max_pods),
-                        "ephemeral-storage": "100Gi"}
-            allocatable = {"cpu": f"{itype.vcpus * 1000 - _cpu_reserved_millicores(itype.vcpus)}m",
-                           "memory": f"{int(itype.memory_gib * 1024) - (255 + 11 * max_pods + 100)}Mi",
-                           "pods": str(max_pods), "ephemeral-storage": "95Gi"}
-            if itype.gpus:
-                capacity[GPU_RESOURCE] = allocatable[GPU_RESOURCE] = str(itype.gpus)
+            capacity = {"cpu": str(itype.vcpus), "memory": f"{itype.capacity_memory_mib}Mi",
+                        "pods": str(allocated.pods), "ephemeral-storage": "100Gi"}
+            allocatable = {"cpu": f"{int(allocated.cpu)}m", "memory": f"{int(allocated.mem)}Mi",
+                           "pods": str(allocated.pods), "ephemeral-storage": "95Gi"}
+            if spec.gpu:
+                capacity[GPU_RESOURCE] = allocatable[GPU_RESOURCE] = str(allocated.gpus)
             node: dict[str, Any] = {
                 "apiVersion": "v1", "kind": "Node",
                 "metadata": {"name": name,
                              "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
                              "labels": {**placement.labels, **placement.node_selector(),
-                                        "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux",
+                                        **({GPU_PRESENT_LABEL: "true"} if spec.gpu else {}),
+                                        "kubernetes.io/arch": "arm64" if catalog.architecture(itype.name) == "arm64"
+                                        else "amd64", "kubernetes.io/os": "linux",
                                         "kubernetes.io/hostname": name,
                                         "node.kubernetes.io/instance-type": itype.name,
                                         "topology.kubernetes.io/region": region,

@@ -564,5 +564,23 @@ def test_the_plans_warnings_show_in_pulumi_preview(live: LiveStack) -> None:
         live.preview()
     finally:
         live.set_config(baseline)
-    warnings = [line for line in live.output if "node group 'gpu': its APIs at maxReplicas use 2 GPU(s)" in line]
+    warnings = [line for line in live.output if "node group 'gpu': its APIs at maxReplicas run 2 pods with 2 GPU(s)"
+                in line and "they need 3 nodes, but maxSize is 2" in line]
     assert warnings, "".join(live.output)[-3000:]
+
+
+def test_a_pod_bigger_than_its_nodes_fails_the_preview_naming_the_api_the_group_and_the_numbers(
+        live: LiveStack) -> None:
+    # 4 CPU + the proxy's 0.1 on a g5.xlarge, which has 3.77 for API pods: the plan's fit error, in the preview.
+    baseline = copy.deepcopy(live.config)
+    live.set_config(edited(baseline, (APIS, "image-embed", "compute", "cpu"), "4"))
+    try:
+        with pytest.raises(CommandError) as failure:
+            live.preview()
+    finally:
+        live.set_config(baseline)
+    text = str(failure.value)
+    assert ("modelplane:apis.image-embed.compute.cpu: API 'image-embed' needs 4.1 CPU, 2.125Gi memory, 1 GPU per "
+            "pod" in text), text[-3000:]
+    assert "one node of group 'gpu' (g5.xlarge) has 3.92 CPU" in text and "not enough CPU" in text
+    assert "Traceback" not in text

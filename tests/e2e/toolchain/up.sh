@@ -90,7 +90,10 @@ start kube-controller-manager "$BIN/kube-controller-manager" "${emu[@]}" \
   --profiling=false \
   --v=1
 
-start kube-scheduler "$BIN/kube-scheduler" "${emu[@]}" \
+# SCHEDULER_CONFIG: a KubeSchedulerConfiguration file (it names the kubeconfig itself).
+sched_config=()
+[ -n "${SCHEDULER_CONFIG:-}" ] && sched_config=(--config "$SCHEDULER_CONFIG")
+start kube-scheduler "$BIN/kube-scheduler" "${emu[@]}" "${sched_config[@]}" \
   --kubeconfig "$INSTANCE/scheduler.kubeconfig" \
   --authentication-kubeconfig "$INSTANCE/scheduler.kubeconfig" \
   --authorization-kubeconfig "$INSTANCE/scheduler.kubeconfig" \
