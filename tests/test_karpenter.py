@@ -167,7 +167,7 @@ def test_pool_labels_and_taints_are_what_the_apis_select_and_tolerate(prod_plan:
 
 @pytest.mark.parametrize(("group", "limits"), [
     # maxSize x the largest type: c6i/c5/c7i.2xlarge have 8 vCPUs and 16 GiB.
-    ("cpu", {"cpu": "160", "memory": "320Gi"}),
+    ("cpu", {"cpu": "200", "memory": "400Gi"}),
     ("gpu-inference", {"cpu": "96", "memory": "384Gi", "nvidia.com/gpu": "12"}),
     ("gpu-llm", {"cpu": "192", "memory": "768Gi", "nvidia.com/gpu": "16"}),
     ("gpu-spot", {"cpu": "40", "memory": "160Gi", "nvidia.com/gpu": "10"}),
@@ -510,7 +510,7 @@ def test_the_plan_names_the_engine_and_the_controller(prod_plan: Plan, dev_fallb
             "and on-demand in one pool)") in prod
     assert ("karpenter               installed by modelplane  karpenter 1.14.1 from oci://public.ecr.aws/karpenter "
             "(+ karpenter-crd; interruption queue + 4 EventBridge rules)") in prod
-    assert re.search(r"\n  cpu +c6i.2xlarge, c5.2xlarge, c7i.2xlarge +spotWithFallback +0-20 ", prod)
+    assert re.search(r"\n  cpu +c6i.2xlarge, c5.2xlarge, c7i.2xlarge +spotWithFallback +0-25 ", prod)
     assert ("gpu-spot-on-demand: on-demand fallback, grown by the autoscaler's priority expander only when spot "
             "cannot be had") in format_plan(dev_fallback)
     assert "\nNode groups\n" in format_plan(dev_plan) and "karpenter " not in format_plan(dev_plan)

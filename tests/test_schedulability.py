@@ -214,7 +214,9 @@ def test_the_plan_shows_each_groups_nodes_at_min_and_at_max(render, stack_config
     from modelplane.cli import format_plan
 
     lines = format_plan(render("prod", stack_configs.load("prod"))).splitlines()
-    table = lines[lines.index("Node groups") + 1:lines.index("Model APIs") - 1]
+    # The title may carry the capacity engine's note: "Node groups (Karpenter NodePools: ...)".
+    start = next(i for i, line in enumerate(lines) if line.startswith("Node groups"))
+    table = lines[start + 1:lines.index("Model APIs") - 1]
     header, rows = table[0], {line.split()[0]: line for line in table[2:]}
 
     assert header.split()[0] == "group" and "nodes needed at min / at max" in header
