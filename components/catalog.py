@@ -37,7 +37,8 @@ import re
 from dataclasses import dataclass
 
 __all__ = ["EVICTION_HARD_MIB", "INSTANCE_TYPES", "VM_MEMORY_OVERHEAD", "InstanceType", "architecture",
-           "cpu_reserved_millicores", "known_types", "learn", "learn_from_aws", "lookup", "memory_reserved_mib"]
+           "cpu_reserved_millicores", "families", "known_types", "learn", "learn_from_aws", "lookup",
+           "memory_reserved_mib"]
 
 EVICTION_HARD_MIB = 100
 """The EKS AMI kubelet's ``evictionHard`` ``memory.available``: memory kept free, off allocatable."""

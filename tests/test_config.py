@@ -645,7 +645,7 @@ def test_gpu_group_too_small_for_a_rollout_at_peak_is_a_warning(stack_configs) -
     estate = parse_estate(config, SOURCE)
 
     assert estate.warnings == [
-        "node group 'gpu-spot': its APIs at maxReplicas run 5 pods (5 GPU(s)) (doc-embed 2, image-embed 3) and a "
+        "node group 'gpu-spot': its APIs at maxReplicas run 5 pods with 5 GPU(s) (doc-embed 2, image-embed 3) and a "
         "rollout surges 1 more (doc-embed); bin-packed on the least of g5.xlarge, g6.xlarge, g4dn.xlarge nodes "
         "(1 GPU(s), 3.77 CPU, 13.83Gi, 25 pods for API pods after the kubelet reserve and DaemonSets) they need 6 "
         "nodes, but maxSize is 3; a rollout at peak load would stall with pods Pending (raise maxSize to 6, lower "

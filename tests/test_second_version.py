@@ -452,7 +452,7 @@ def test_the_canarys_gpus_count_in_the_group_demand_and_the_stack_ceiling(stack_
     # maxSize 6: 7 at peak plus a rollout's surge of 1 no longer fits.
     assert not before.warnings
     [warning] = after.warnings
-    assert warning.startswith("node group 'gpu-spot': its APIs at maxReplicas run 7 pods (7 GPU(s)) (doc-embed 2, "
+    assert warning.startswith("node group 'gpu-spot': its APIs at maxReplicas run 7 pods with 7 GPU(s) (doc-embed 2, "
                               "image-embed 3, image-embed-canary 2) and a rollout surges 1 more")
     assert "they need 8 nodes, but maxSize is 6" in warning
     with pytest.raises(ConfigError) as caught:

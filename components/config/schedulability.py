@@ -350,7 +350,7 @@ def headroom_warnings(groups: dict[str, NodeGroupConfig], apis: dict[str, ApiCon
             continue
         peak = ", ".join(f"{g.name} {g.count}" for g in need.peak if g.count)
         gpus = sum(g.count * g.requests.gpus for g in need.peak)
-        gpu_text = f" ({gpus} GPU(s))" if gpus else ""
+        gpu_text = f" with {gpus} GPU(s)" if gpus else ""
         surge = (f" and a rollout surges {need.surge.count} more ({need.surge.name})"
                  if need.surge is not None and need.surge.count else "")
         shape = need.shape
