@@ -270,7 +270,12 @@ COMPONENTS: list[type[pulumi.ComponentResource]] = [ServingCluster, GpuNodeGroup
 
 def main() -> None:
     """Serve the package: the entry point of ``components/__main__.py``, run by Pulumi's Python language host."""
-    from pulumi.provider.experimental import component_provider_host
+    try:
+        from pulumi.provider.experimental import component_provider_host
+    except ImportError as missing:
+        # modelplane itself runs on older SDKs; only serving the package needs the provider host.
+        raise SystemExit(f"modelplane's component package needs a pulumi SDK with "
+                         f"pulumi.provider.experimental (tested with 3.272): {missing}") from None
 
     from . import __version__
 

@@ -10,6 +10,7 @@ components given the same config.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +303,23 @@ def test_a_gpu_node_group_spec_is_validated_as_a_gpu_group() -> None:
     with pytest.raises(ConfigError, match=r"spec.instanceTypes"):
         package.GpuNodeGroup("gpu", {"cluster": None, "node_role": None, "subnet_ids": [],  # type: ignore[typeddict-item]
                                      "spec": {"min_size": 0}})
+
+
+def test_the_readmes_yaml_example_constructs(provider) -> None:
+    """The README's YAML program, its ModelApi's properties as the engine sends them, builds what it says."""
+    readme = (COMPONENTS_DIR.parent / "README.md").read_text()
+    [example] = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "modelplane:index:ModelApi" in b]
+    document = yaml.safe_load(example)
+    assert document["packages"] == {"modelplane": "/path/to/modelplane/components"}
+    [(name, resource)] = document["resources"].items()
+    assert resource["type"] == "modelplane:index:ModelApi"
+    properties = {**resource["properties"], "kubeconfig": KUBECONFIG}
+
+    def program() -> None:
+        result = provider.construct(name, resource["type"], _as_engine_sends(properties), None)
+        pulumi.export("url", result.state["url"])
+
+    run = run_program(program)
+    assert run.outputs["url"] == "http://ranker.ranker.svc.cluster.local"
+    [hpa] = run.by_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (2, 6)
