@@ -36,7 +36,7 @@ from .config.estate import _validate
 from .config.node_groups import TaintConfig
 from .node_group import NodeGroupArgs
 from .package_types import ApiSpec, AutoscalingSpec, ClusterSpec, NodeGroupSpec, TaintSpec
-from .placement import NODE_GROUP_LABEL, Placement, Taint
+from .placement import GPU_RESOURCE, NODE_GROUP_LABEL, Placement, Taint
 
 __all__ = ["COMPONENTS", "PACKAGE", "AutoscalingPolicy", "GpuNodeGroup", "ModelApi", "ServingCluster", "main",
            "types_source"]
@@ -302,10 +302,11 @@ def stack_keys(value: Any, spec_type: Any) -> Any:
     return out
 
 
-def _validated(model: type[BaseModel], value: dict[str, Any], source: str) -> Any:
-    """``value`` validated by ``model``, the stack file's model; its issues (under ``spec``) raised together."""
+def _validated(model: type[BaseModel], value: dict[str, Any], source: str,
+               path: tuple[Any, ...] = ("spec",)) -> Any:
+    """``value`` validated by ``model``, the stack file's model; its issues (under ``path``) raised together."""
     issues: list[Any] = []
-    valid = _validate(model, _whole_numbers(value), ("spec",), issues)  # type: ignore[arg-type]
+    valid = _validate(model, _whole_numbers(value), path, issues)  # type: ignore[arg-type]
     if issues:
         raise ConfigError(source, issues)
     return valid
@@ -324,13 +325,15 @@ def _whole_numbers(value: Any) -> Any:
 
 def _placement(args: NodePlacement, source: str) -> Placement:
     """The placement the inputs describe; the taints validated as a stack file's node-group taints."""
-    taints = [_validated(TaintConfig, stack_keys(t, TaintSpec), source) for t in args.get("taints") or []]
+    taints = [_validated(TaintConfig, stack_keys(t, TaintSpec), source, ("placement", "taints", i))
+              for i, t in enumerate(args.get("taints") or [])]
     gpu = bool(args.get("gpu", False))
     labels = dict(args.get("labels") or {})
-    gpu_taint = [Taint("nvidia.com/gpu", "true", "NoSchedule")] if gpu else []
+    gpu_taint = [Taint(GPU_RESOURCE, "true", "NoSchedule")] if gpu else []
+    # A GPU pool's taint listed in ``taints`` as well is still one toleration.
+    all_taints = dict.fromkeys(gpu_taint + [Taint(t.key, t.value, t.effect) for t in taints])
     return Placement(group=args["group"], labels=labels or {NODE_GROUP_LABEL: args["group"]},
-                     taints=tuple(gpu_taint + [Taint(t.key, t.value, t.effect) for t in taints]), gpu=gpu,
-                     selector=labels or None)
+                     taints=tuple(all_taints), gpu=gpu, selector=labels or None)
 
 
 def _provider(name: str, kubeconfig: Optional[pulumi.Input[str]], opts: pulumi.ResourceOptions) -> Any:

@@ -323,3 +323,62 @@ def test_the_readmes_yaml_example_constructs(provider) -> None:
     assert run.outputs["url"] == "http://ranker.ranker.svc.cluster.local"
     [hpa] = run.by_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
     assert (hpa.inputs["spec"]["minReplicas"], hpa.inputs["spec"]["maxReplicas"]) == (2, 6)
+
+
+def test_a_package_cluster_and_gpu_group_build_what_the_python_ones_build() -> None:
+    """The package's ServingCluster outputs the pulumi-eks cluster and node role its GpuNodeGroup takes."""
+    from modelplane import ClusterConfig, GpuNodeGroup, NodeGroupArgs, NodeGroupConfig, ServingCluster, \
+        ServingClusterArgs
+
+    group = {"instanceTypes": ["g5.xlarge"], "maxSize": 2, "labels": {"team": "ml"}}
+
+    def through_the_package() -> None:
+        cluster = package.ServingCluster("shared", {"spec": {"name": "shared", "tags": {"team": "ml"}},
+                                                    "region": "us-east-1", "nvidia_device_plugin": True})
+        gpus = package.GpuNodeGroup("gpu", {"cluster": cluster.cluster, "node_role": cluster.node_role,
+                                            "subnet_ids": cluster.private_subnet_ids,
+                                            "spec": {"instance_types": ["g5.xlarge"], "max_size": 2,
+                                                     "labels": {"team": "ml"}}})
+        pulumi.export("gpus", gpus.gpus_per_node)
+        pulumi.export("labels", gpus.labels)
+
+    def python() -> None:
+        cluster = ServingCluster("shared", ServingClusterArgs(
+            spec=ClusterConfig.model_validate({"name": "shared", "tags": {"team": "ml"}}), region="us-east-1",
+            nvidia_device_plugin=True))
+        gpus = GpuNodeGroup("gpu", NodeGroupArgs(
+            cluster=cluster.cluster, node_role=cluster.node_role, subnet_ids=cluster.private_subnet_ids,
+            spec=NodeGroupConfig.model_validate({**group, "gpu": True})))
+        pulumi.export("gpus", gpus.gpus_per_node)
+        pulumi.export("labels", gpus.labels)
+
+    packaged, direct = run_program(through_the_package), run_program(python)
+    wrappers = {"modelplane:index:ServingCluster", "modelplane:index:GpuNodeGroup"}
+    by_urn = {r.urn: r for r in packaged.resources}
+    outer = [r for r in packaged.resources
+             if r.type in wrappers and getattr(by_urn.get(r.parent), "type", None) not in wrappers]
+    assert sorted((r.type, r.name) for r in outer) == [("modelplane:index:GpuNodeGroup", "gpu"),
+                                                       ("modelplane:index:ServingCluster", "shared")]
+
+    def rows(run, skip):
+        names = {r.urn: r.name for r in run.resources if r not in skip and r.type != "pulumi:pulumi:Stack"}
+        # A reference to the cluster names its URN, whose type chain has the package's wrapper once more.
+        return sorted((r.type, r.name, names.get(r.parent, ""), json.dumps(r.inputs, sort_keys=True).replace(
+            "modelplane:index:ServingCluster$modelplane:index:ServingCluster$", "modelplane:index:ServingCluster$"))
+            for r in run.resources if r.urn in names)
+
+    assert rows(packaged, outer) == rows(direct, [])
+    assert packaged.outputs == direct.outputs == {
+        "gpus": 1, "labels": {"team": "ml", "modelplane.io/node-group": "gpu", "nvidia.com/gpu.present": "true"}}
+
+
+def test_a_gpu_placement_tolerates_the_gpu_taint_once() -> None:
+    placement = package._placement({"group": "gpu", "gpu": True, "taints": [
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}, {"key": "team", "value": "ml"}]}, "x")
+    assert placement.tolerations() == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
+        {"key": "team", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}]
+    assert placement.node_selector() == {"modelplane.io/node-group": "gpu"}
+    with pytest.raises(ConfigError, match=r"x: placement.taints\[0\].effect: Input should be 'NoSchedule', 'PreferNoSchedule' or "
+                                          r"'NoExecute'"):
+        package._placement({"group": "gpu", "taints": [{"key": "team", "effect": "Never"}]}, "x")
