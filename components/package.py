@@ -38,8 +38,9 @@ from .node_group import NodeGroupArgs
 from .package_types import ApiSpec, AutoscalingSpec, ClusterSpec, NodeGroupSpec, TaintSpec
 from .placement import GPU_RESOURCE, NODE_GROUP_LABEL, Placement, Taint
 
-__all__ = ["COMPONENTS", "PACKAGE", "AutoscalingPolicy", "GpuNodeGroup", "ModelApi", "ServingCluster", "main",
-           "types_source"]
+__all__ = ["COMPONENTS", "PACKAGE", "SPEC_TYPES", "AutoscalingPolicy", "AutoscalingPolicyArgs", "GpuNodeGroup",
+           "GpuNodeGroupArgs", "ModelApi", "ModelApiArgs", "NodePlacement", "ServingCluster", "ServingClusterArgs",
+           "main", "stack_keys", "types_source"]
 
 PACKAGE = "modelplane"
 """The package name: type tokens are ``modelplane:index:<Class>``, as the Python components'."""
