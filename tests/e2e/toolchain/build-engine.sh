@@ -167,5 +167,38 @@ else
   echo "$K8S_STAMP" > "$BIN/.stamp-kubernetes"
 fi
 
+# ---------------------------------------------------------------- YAML language host
+# pulumi-language-yaml runs YAML programs: tests/e2e/test_package.py adds a ModelApi through
+# modelplane's component package (components/) from one. Its own module graph (pkg/v3 v3.206.0):
+# about 150 s cold here, mostly compiling pkg/v3 once more.
+YAML_VERSION=v1.25.0
+YL=$ROOT/build/yaml
+mkdir -p "$YL"
+cat > "$YL/go.mod.in" <<EOF
+module modelplane-e2e/yaml
+
+go 1.26.6
+
+require github.com/pulumi/pulumi-yaml $YAML_VERSION
+EOF
+echo "$YAML_VERSION" > "$YL/version.in"
+YL_STAMP=$(stamp_of "$YL/go.mod.in" "$YL/version.in")
+if up_to_date "$BIN/.stamp-language-yaml" "$YL_STAMP" "$BIN/pulumi-language-yaml"; then
+  step "yaml language host: up to date"
+else
+  if ! cmp -s "$YL/go.mod.in" "$YL/go.mod.in.last" 2>/dev/null || [ ! -f "$YL/go.sum" ]; then
+    cp "$YL/go.mod.in" "$YL/go.mod"
+  fi
+  printf '//go:build tools\n\npackage yaml\n\nimport _ "github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml"\n' > "$YL/tools.go"
+  step "yaml language host: go mod tidy"
+  (cd "$YL" && go mod tidy) > "$ROOT/logs/build-yaml-tidy.log" 2>&1 || { tail -20 "$ROOT/logs/build-yaml-tidy.log"; exit 1; }
+  cp "$YL/go.mod.in" "$YL/go.mod.in.last"
+  step "yaml language host: go build pulumi-language-yaml"
+  (cd "$YL" && go build -o "$BIN/pulumi-language-yaml" \
+    -ldflags "-X github.com/pulumi/pulumi-yaml/pkg/version.Version=$YAML_VERSION" \
+    github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml)
+  echo "$YL_STAMP" > "$BIN/.stamp-language-yaml"
+fi
+
 step "done"
 "$BIN/pulumi" version

@@ -1,6 +1,6 @@
 // Command pulumi-language-python is the e2e tier's stand-in for Pulumi's Python language host. It
 // serves exactly what the engine (pkg/v3 v3.274.1) asks of a language host to load a Python policy
-// pack, and nothing else.
+// pack or a Python component provider (a plugin directory), and nothing else.
 //
 // Why it exists: the real host's Go module is refused by the module proxy here, and without a host
 // `pulumi preview --policy-pack DIR` cannot start a pack whose PulumiPolicy.yaml says
@@ -32,8 +32,17 @@
 // directory) if set, else $PULUMI_PYTHON_CMD, else `python3`, both looked up on PATH. Unlike the
 // real host, this one does not create the virtualenv or install the pack's requirements.
 //
-// Every other LanguageRuntime method answers Unimplemented, and RunPlugin of any other plugin kind
-// fails: this host runs policy packs only. Linux and macOS only (`bin/python` in a virtualenv).
+// RunPlugin(kind "resource") runs a source-based component provider, a directory holding
+// PulumiPlugin.yaml and __main__.py (modelplane's components/, served by the Python SDK's component
+// provider host), as the real host runs a bare plugin directory: `python -u DIR ARGS...` in pwd, the
+// interpreter chosen the same way from PulumiPlugin.yaml's runtime.options; the provider writes its
+// port as the first stdout line, as a pack does. `pulumi package get-schema DIR` and a program's
+// `packages:` entry for DIR load it this way.
+//
+// InstallDependencies checks the interpreter and installs nothing. Every other LanguageRuntime method
+// answers Unimplemented, and RunPlugin of any other plugin kind
+// fails: this host runs policy packs and component providers only. Linux and macOS only
+// (`bin/python` in a virtualenv).
 package main
 
 import (
@@ -68,6 +77,13 @@ import (
 func main() {
 	// The engine passes --tracing when it traces; accepted so that such runs start, not honoured.
 	flag.String("tracing", "", "Zipkin-compatible tracing endpoint (accepted, ignored)")
+	// A plugin loader (pulumi-yaml's, loading a package from its directory) starts the host with the
+	// plugin's root and runtime.options as flags (-root=DIR -toolchain=pip -virtualenv=../.venv);
+	// RunPlugin gets the same in its request.
+	flag.String("root", "", "the plugin's directory (accepted, ignored: RunPlugin reads it)")
+	flag.String("toolchain", "", "runtime.options.toolchain (accepted, ignored: RunPlugin reads the options)")
+	flag.String("virtualenv", "", "runtime.options.virtualenv (accepted, ignored: RunPlugin reads the options)")
+	flag.String("typechecker", "", "runtime.options.typechecker (accepted, ignored)")
 	// -v and --logtostderr are glog's flags, registered by the logging package.
 	flag.Parse()
 	logging.InitLogging(false, 0, false)
@@ -110,7 +126,7 @@ func main() {
 	}
 }
 
-// host serves the LanguageRuntime service: GetPluginInfo and RunPlugin of policy packs.
+// host serves the LanguageRuntime service: GetPluginInfo and RunPlugin of policy packs and component providers.
 type host struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
 
@@ -122,12 +138,27 @@ func (h *host) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.Plugin
 	return &pulumirpc.PluginInfo{Version: version.Version}, nil
 }
 
-// RunPlugin starts a policy pack and streams its output until it exits or the engine cancels the call.
+// InstallDependencies is what the CLI asks before it runs a plugin directory (`pulumi package
+// get-schema DIR`, `pulumi package add DIR`). The real host creates the virtualenv and installs the
+// requirements; this one installs nothing: it checks that the interpreter RunPlugin would use is
+// there, so that a missing virtualenv is reported before the plugin is started.
+func (h *host) InstallDependencies(req *pulumirpc.InstallDependenciesRequest,
+	server grpc.ServerStreamingServer[pulumirpc.InstallDependenciesResponse]) error {
+	info := req.GetInfo()
+	if _, _, err := interpreter(info.GetRootDirectory(), info.GetOptions()); err != nil {
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return nil
+}
+
+// RunPlugin starts a policy pack or a component provider and streams its output until it exits or the
+// engine cancels the call.
 func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.LanguageRuntime_RunPluginServer) error {
-	if req.GetKind() != string(apitype.AnalyzerPlugin) {
+	kind := req.GetKind()
+	if kind != string(apitype.AnalyzerPlugin) && kind != string(apitype.ResourcePlugin) {
 		return status.Errorf(codes.Unimplemented,
-			"this pulumi-language-python (modelplane's e2e stand-in) runs policy packs only, not %q plugins",
-			req.GetKind())
+			"this pulumi-language-python (modelplane's e2e stand-in) runs policy packs and component "+
+				"providers only, not %q plugins", kind)
 	}
 	info := req.GetInfo()
 	packDir := info.GetProgramDirectory()
@@ -136,10 +167,16 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}
 
-	// The engine's flags and address, then the pack: pulumi.policy's arguments are
-	// `engineAddress program` plus optional --tracing/--logtostderr/-v.
-	args := append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...)
-	args = append(args, packDir)
+	var args []string
+	if kind == string(apitype.AnalyzerPlugin) {
+		// The engine's flags and address, then the pack: pulumi.policy's arguments are
+		// `engineAddress program` plus optional --tracing/--logtostderr/-v.
+		args = append([]string{"-u", "-m", "pulumi.policy"}, req.GetArgs()...)
+		args = append(args, packDir)
+	} else {
+		// The directory's __main__.py, then the engine's address and flags (the provider's argv).
+		args = append([]string{"-u", packDir}, req.GetArgs()...)
+	}
 
 	// Killed when the engine cancels the stream (it closes the analyzer) or this host stops.
 	ctx, cancel := context.WithCancel(server.Context())
@@ -158,7 +195,7 @@ func (h *host) RunPlugin(req *pulumirpc.RunPluginRequest, server pulumirpc.Langu
 	if err := cmd.Run(); err != nil {
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) {
-			return status.Errorf(codes.FailedPrecondition, "could not start policy pack %s with %s: %v",
+			return status.Errorf(codes.FailedPrecondition, "could not start plugin %s with %s: %v",
 				packDir, python, err)
 		}
 		code = int32(exit.ExitCode()) // -1 when killed by a signal
@@ -171,16 +208,17 @@ func interpreter(packDir string, options *structpb.Struct) (python, venv string,
 	if value, ok := options.GetFields()["virtualenv"]; ok {
 		venv = value.GetStringValue()
 		if venv == "" {
-			return "", "", errors.New("runtime.options.virtualenv in PulumiPolicy.yaml must be a non-empty string")
+			return "", "", errors.New("runtime.options.virtualenv (PulumiPolicy.yaml, PulumiPlugin.yaml) must be a " +
+				"non-empty string")
 		}
 		if !filepath.IsAbs(venv) {
 			venv = filepath.Join(packDir, venv)
 		}
 		python = filepath.Join(venv, "bin", "python")
 		if stat, err := os.Stat(python); err != nil || stat.Mode()&0o111 == 0 {
-			return "", "", fmt.Errorf("the policy pack's virtualenv %s (runtime.options.virtualenv in "+
-				"PulumiPolicy.yaml) has no bin/python: create it (python3 -m venv %s) and install "+
-				"pulumi-policy into it", venv, venv)
+			return "", "", fmt.Errorf("the plugin's virtualenv %s (runtime.options.virtualenv in "+
+				"PulumiPolicy.yaml or PulumiPlugin.yaml) has no bin/python: create it (python3 -m venv %s) and "+
+				"install the plugin's requirements into it", venv, venv)
 		}
 		return python, venv, nil
 	}
@@ -190,7 +228,7 @@ func interpreter(packDir string, options *structpb.Struct) (python, venv string,
 	}
 	python, err = exec.LookPath(name)
 	if err != nil {
-		return "", "", fmt.Errorf("no Python interpreter to run the policy pack: %s (%s) is not on PATH", name, source)
+		return "", "", fmt.Errorf("no Python interpreter to run the plugin: %s (%s) is not on PATH", name, source)
 	}
 	return python, "", nil
 }
