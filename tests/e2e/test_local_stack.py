@@ -289,7 +289,7 @@ ENGINE_OPS = {"rolling update": {"update"}, "scale change": {"update"}, "in-plac
 
 DIFF_CASES = ROLLOUT_CHANGES + [
     ("an API removed", [], {}),
-    ("an image bump", [(("sentiment", "image"), "nginxinc/nginx-unprivileged:1.27.5-alpine")], {}),
+    ("an image bump", [], {}),
 ]
 
 
@@ -308,6 +308,10 @@ def test_the_diff_verdicts_are_what_the_engine_previews(live: LiveStack, what: s
         config = edited(config, (APIS, *path), value)
     if what == "an API removed":
         del config[APIS]["recommender"]
+    if what == "an image bump":
+        # Whatever the earlier scenarios left it at, a different one.
+        tags = ["nginxinc/nginx-unprivileged:1.27.4-alpine", "nginxinc/nginx-unprivileged:1.27.3-alpine"]
+        config[APIS]["sentiment"]["image"] = next(t for t in tags if t != config[APIS]["sentiment"]["image"])
     ours = compare(STACK, "baseline", offline_side(live, baseline), offline_side(live, config))
     live.set_config(config)
     try:
