@@ -28,7 +28,7 @@ from .karpenter_node_pool import KarpenterNodePool, KarpenterNodePoolArgs
 from .model_api import ModelApi, ModelApiArgs
 from .node_group import NodeGroup, NodeGroupArgs
 from .offline import ProgramRun, run_program
-from .platform import PlatformReference
+from .platform_reference import PlatformReference
 from .placement import Placement
 from .serving_cluster import ServingCluster, ServingClusterArgs
 

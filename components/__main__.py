@@ -1,8 +1,8 @@
 """Serve modelplane as a Pulumi component package (``pulumi package add <repo>/components``).
 
 Pulumi's Python language host runs this file as a script of the directory, with the directory
-first on ``sys.path``; that entry goes, or ``components/platform.py`` would stand in for the
-standard library's ``platform``. The components come from the installed ``modelplane``.
+first on ``sys.path``; that entry goes, so that no module here can stand in for a standard-library
+one of the same name. The components come from the installed ``modelplane``.
 """
 
 import os

@@ -22,7 +22,7 @@ from .karpenter_node_pool import KarpenterNodePool, KarpenterNodePoolArgs
 from .model_api import ModelApi, ModelApiArgs, service_url
 from .node_group import NodeGroup, NodeGroupArgs
 from .placement import Placement
-from .platform import platform_output
+from .platform_reference import platform_output
 from .serving_cluster import ServingCluster, ServingClusterArgs
 
 __all__ = ["Estate", "load_estate"]
