@@ -10,8 +10,30 @@ import pulumi_aws as aws
 
 from .config import sqs_queue
 
-__all__ = ["s3_read_policy", "service_account_role", "sqs_consume_policy", "sqs_depth_policy",
-           "sqs_queue_arn"]
+__all__ = ["NODE_POLICIES", "node_role", "s3_read_policy", "service_account_role", "sqs_consume_policy",
+           "sqs_depth_policy", "sqs_queue_arn"]
+
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy", "AmazonEC2ContainerRegistryReadOnly",
+                 "AmazonSSMManagedInstanceCore")
+"""AWS-managed policies every node role carries (kubelet, VPC CNI, image pulls, SSM)."""
+
+
+def node_role(name: str, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.iam.Role:
+    """An IAM role EC2 nodes assume, named ``name``, with :data:`NODE_POLICIES` attached as ``<name>-<policy>``."""
+    role = aws.iam.Role(
+        name,
+        assume_role_policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                           "Action": "sts:AssumeRole"}],
+        }),
+        tags=tags,
+        opts=opts,
+    )
+    for policy in NODE_POLICIES:
+        aws.iam.RolePolicyAttachment(f"{name}-{policy}", role=role.name,
+                                     policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=opts)
+    return role
 
 
 def service_account_role(name: str, namespace: str, service_account: str,

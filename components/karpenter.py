@@ -28,6 +28,7 @@ import pulumi_kubernetes as k8s
 
 from .addons import _partition, _pinned, chart_release, chart_source
 from .config import ClusterConfig
+from . import irsa
 from .irsa import service_account_role
 
 __all__ = ["DISCOVERY_TAG", "INTERRUPTION_EVENTS", "KARPENTER_SERVICE_ACCOUNT", "Karpenter", "controller_policy",
@@ -47,12 +48,6 @@ INTERRUPTION_EVENTS: dict[str, dict[str, list[str]]] = {
 }
 """The EventBridge rules that feed the interruption queue, by name suffix: their event patterns."""
 
-_NODE_POLICIES = (
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEKS_CNI_Policy",
-    "AmazonEC2ContainerRegistryReadOnly",
-    "AmazonSSMManagedInstanceCore",
-)
 
 
 @dataclass
@@ -76,7 +71,7 @@ def install_karpenter(name: str, cluster: ClusterConfig, region: str, oidc_arn: 
     nodes); ``eks_cluster`` is what the nodes' access entry waits for.
     """
     parent = pulumi.ResourceOptions(parent=opts.parent)
-    node_role = _node_role(f"{name}-karpenter-node", tags, parent)
+    node_role = irsa.node_role(f"{name}-karpenter-node", tags, parent)
     # Managed node groups get their access entry from EKS; nodes Karpenter launches need one made.
     access = aws.eks.AccessEntry(f"{name}-karpenter-node", cluster_name=cluster.name, principal_arn=node_role.arn,
                                  type="EC2_LINUX", tags=tags,
@@ -244,18 +239,3 @@ def controller_policy(cluster_name: str, region: str, account: str, node_role_ar
     return {"Version": "2012-10-17", "Statement": [{"Sid": s["Sid"], "Effect": "Allow", **s} for s in statements]}
 
 
-def _node_role(name: str, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.iam.Role:
-    role = aws.iam.Role(
-        name,
-        assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                           "Action": "sts:AssumeRole"}],
-        }),
-        tags=tags,
-        opts=opts,
-    )
-    for policy in _NODE_POLICIES:
-        aws.iam.RolePolicyAttachment(f"{name}-{policy}", role=role.name,
-                                     policy_arn=f"arn:aws:iam::aws:policy/{policy}", opts=opts)
-    return role

@@ -66,13 +66,13 @@ class Registered:
 
 
 @dataclass
-class Plan:
-    """What one offline run of the program produced."""
+class ProgramRun:
+    """What one offline run of a program of one's own registered and exported (see :func:`run_program`)."""
 
-    stack: str
-    config: EstateConfig
     resources: list[Registered] = field(default_factory=list)
+    """Every resource, in URN order."""
     outputs: dict[str, Any] = field(default_factory=dict)
+    """The stack's exports, resolved."""
     secret_outputs: set[str] = field(default_factory=set)
 
     def by_type(self, type_: str) -> list[Registered]:
@@ -80,6 +80,14 @@ class Plan:
 
     def children(self, urn: str) -> list[Registered]:
         return [r for r in self.resources if r.parent == urn]
+
+
+@dataclass(kw_only=True)
+class Plan(ProgramRun):
+    """What one offline run of the program produced."""
+
+    stack: str
+    config: EstateConfig
 
 
 DEFAULT_REGION = "us-east-1"
@@ -395,23 +403,6 @@ def run_stack(stack: str, project: Path | None = None, config_map: dict[str, Any
             gc.enable()
 
 
-@dataclass
-class ProgramRun:
-    """What one offline run of a program of one's own registered and exported (see :func:`run_program`)."""
-
-    resources: list[Registered] = field(default_factory=list)
-    """Every resource, in URN order."""
-    outputs: dict[str, Any] = field(default_factory=dict)
-    """The stack's exports, resolved."""
-    secret_outputs: set[str] = field(default_factory=set)
-
-    def by_type(self, type_: str) -> list[Registered]:
-        return [r for r in self.resources if r.type == type_]
-
-    def children(self, urn: str) -> list[Registered]:
-        return [r for r in self.resources if r.parent == urn]
-
-
 def run_program(program: Callable[[], None], stack: str = "dev", region: str | None = DEFAULT_REGION,
                 config: dict[str, Any] | None = None,
                 stack_outputs: dict[str, dict[str, Any]] | None = None, project: str = "modelplane") -> ProgramRun:
@@ -447,7 +438,7 @@ def run_program(program: Callable[[], None], stack: str = "dev", region: str | N
             gc.enable()
 
 
-def _read_outputs(run: ProgramRun | Plan) -> None:
+def _read_outputs(run: ProgramRun) -> None:
     root = settings.get_root_resource()
     for key, value in (getattr(root, "outputs", None) or {}).items():
         output = pulumi.Output.from_input(value)

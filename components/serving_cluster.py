@@ -16,7 +16,6 @@ tagged for its discovery; the estate then makes a :class:`KarpenterNodePool` per
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import pulumi
@@ -30,6 +29,7 @@ from .charts import CHARTS, chart_version
 from .cluster_context import ClusterContext, kubernetes_provider
 from .config import ClusterConfig, NodeGroupConfig, scraper_peers
 from .karpenter import DISCOVERY_TAG, Karpenter, install_karpenter
+from .irsa import node_role
 from .network import build_network
 from .node_group import NodeGroup, NodeGroupArgs
 from .placement import NODE_GROUP_LABEL
@@ -39,12 +39,6 @@ __all__ = ["CHARTS", "PROMETHEUS_URL", "SYSTEM_GROUP", "ServingCluster", "Servin
 SYSTEM_GROUP = "system"
 """Node-group label value of the system node group; add-ons are pinned to it."""
 
-_NODE_POLICIES = (
-    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-    "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
-    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
-    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-)
 
 
 @dataclass
@@ -116,7 +110,7 @@ class ServingCluster(pulumi.ComponentResource):
                                 private_subnet_tags={DISCOVERY_TAG: spec.name} if karpenter else None)
         secrets_key = aws.kms.Key(f"{name}-secrets", description=f"EKS secrets encryption for {spec.name}",
                                   enable_key_rotation=True, deletion_window_in_days=30, tags=tags, opts=child)
-        self.node_role = _node_role(name, tags, parent=self)
+        self.node_role = node_role(f"{name}-node", tags, pulumi.ResourceOptions(parent=self))
 
         endpoint = spec.endpoint
         self.cluster = eks.Cluster(
@@ -204,19 +198,3 @@ class ServingCluster(pulumi.ComponentResource):
         })
 
 
-def _node_role(name: str, tags: dict[str, str], parent: pulumi.Resource) -> aws.iam.Role:
-    opts = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(
-        f"{name}-node",
-        assume_role_policy=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                           "Action": "sts:AssumeRole"}],
-        }),
-        tags=tags,
-        opts=opts,
-    )
-    for policy_arn in _NODE_POLICIES:
-        aws.iam.RolePolicyAttachment(f"{name}-node-{policy_arn.rsplit('/', 1)[-1]}", role=role.name,
-                                     policy_arn=policy_arn, opts=opts)
-    return role
