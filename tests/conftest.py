@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from modelplane.config import load_stack_file
+from modelplane.config import ConfigError, Issue, load_stack_file, parse_estate
 from modelplane.offline import Plan, run_stack
 
 from envoy_check import NO_GO, build_envoy_checker, check_envoy_configs
@@ -58,6 +58,13 @@ class StackConfigs:
         for key, value in edits:
             set_in(config, key, value)
         return config
+
+
+def problems(config: dict[str, Any], source: str = "stacks/Pulumi.dev.yaml") -> list[Issue]:
+    """The issues parse_estate reports for ``config`` (fails the test if it is accepted)."""
+    with pytest.raises(ConfigError) as caught:
+        parse_estate(config, source)
+    return caught.value.issues
 
 
 def set_in(config: dict[str, Any], key: Key, value: Any) -> None:

@@ -24,17 +24,13 @@ from modelplane.config import (
     parse_estate,
 )
 
+from conftest import problems
+
 SOURCE = "stacks/Pulumi.dev.yaml"
 APIS = "modelplane:apis"
 GROUPS = "modelplane:nodeGroups"
 CLUSTER = "modelplane:cluster"
 
-
-def problems(config: dict[str, Any]) -> list[Issue]:
-    """The issues parse_estate reports for ``config`` (fails the test if it is accepted)."""
-    with pytest.raises(ConfigError) as caught:
-        parse_estate(config, SOURCE)
-    return caught.value.issues
 
 
 def only_problem(config: dict[str, Any]) -> Issue:

@@ -8,19 +8,16 @@ from typing import Any
 import pytest
 
 from modelplane import catalog
-from modelplane.config import ConfigError, Issue, parse_estate
+from modelplane.config import parse_estate
 from modelplane.config.schedulability import bin_pack, pod_requests, PodGroup, Resources
+
+from conftest import problems
 
 SOURCE = "stacks/Pulumi.dev.yaml"
 APIS = "modelplane:apis"
 GROUPS = "modelplane:nodeGroups"
 CLUSTER = "modelplane:cluster"
 
-
-def problems(config: dict[str, Any]) -> list[Issue]:
-    with pytest.raises(ConfigError) as caught:
-        parse_estate(config, SOURCE)
-    return caught.value.issues
 
 
 # ------------------------------------------------------------------------ instance facts
