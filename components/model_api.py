@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +38,10 @@ from .config import (
     SHM_DIR,
     SOCKET_DIR,
     ApiConfig,
+    ClusterConfig,
+    ConfigError,
     ContainerComputeConfig,
+    Issue,
     ProbeConfig,
     StartupProbeConfig,
     VersionKind,
@@ -53,10 +57,11 @@ from .config import (
     version_name,
 )
 from .irsa import s3_read_policy, service_account_role, sqs_consume_policy, sqs_depth_policy, sqs_queue_arn
+from .config.apis import _check_api
 from .config.schedulability import check_pod_fit
 from .placement import GPU_RESOURCE, Placement
 
-__all__ = ["API_LABEL", "ModelApi", "ModelApiArgs", "SERVICE_PORT"]
+__all__ = ["API_LABEL", "ModelApi", "ModelApiArgs", "SERVICE_PORT", "api_issues"]
 
 API_LABEL = "modelplane.io/api"
 """The selector label: the API's name, and nothing that a rollout changes."""
@@ -125,15 +130,9 @@ class ModelApi(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         cluster = args.cluster
-        if api_gpus(args.spec) and not args.placement.gpu:
-            # The config check says this for a stack file; a component used directly says it here.
-            raise ValueError(f"ModelApi {name!r} asks for {api_gpus(args.spec)} GPU(s) per replica but its placement, "
-                             f"node group {args.placement.group!r}, has no GPUs: its replicas would never schedule")
-        if args.placement.spec is not None:
-            # The same fit rule as the config check (the node exporter is not assumed here).
-            unfit = list(check_pod_fit({name: args.spec}, {args.placement.group: args.placement.spec}, False, ()))
-            if unfit:
-                raise ValueError(f"ModelApi {name!r}: {unfit[0].message}")
+        issues = api_issues(name, args.spec, args.placement, cluster)
+        if issues:
+            raise ConfigError(f"ModelApi {name!r}", issues)
         if cluster.provider is not None:
             opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[cluster.provider]))
         super().__init__("modelplane:index:ModelApi", name, None, opts)
@@ -303,9 +302,8 @@ def _api_role(name: str, namespace: str, args: ModelApiArgs, queue_arn: pulumi.I
               parent: pulumi.Resource) -> aws.iam.Role:
     """The IAM role of the API's service account: read its model prefix in S3, consume its queue; nothing else."""
     cluster = args.cluster
-    if cluster.oidc_provider_arn is None or cluster.oidc_provider_url is None:
-        raise ValueError(f"ModelApi {name!r} reads S3 (modelUri) or consumes SQS (queue) and needs the "
-                         "cluster's oidc_provider_arn and oidc_provider_url in its ClusterContext")
+    # api_issues refused a spec that needs the role on a cluster without an OIDC provider.
+    assert cluster.oidc_provider_arn is not None and cluster.oidc_provider_url is not None
     # The role was named "<api>-model-reader" when it could only read S3: the alias keeps it (no replacement).
     role = service_account_role(f"{name}-api", namespace, name, cluster.oidc_provider_arn, cluster.oidc_provider_url,
                                 args.tags, parent, aliases=[pulumi.Alias(name=f"{name}-model-reader")])
@@ -317,6 +315,44 @@ def _api_role(name: str, namespace: str, args: ModelApiArgs, queue_arn: pulumi.I
                            policy=pulumi.Output.from_input(queue_arn).apply(sqs_consume_policy),
                            opts=pulumi.ResourceOptions(parent=parent))
     return role
+
+
+def api_issues(name: str, spec: ApiConfig, placement: Placement, cluster: ClusterContext,
+               spec_path: tuple[str | int, ...] = ("spec",),
+               context_key: Callable[[str], tuple[str | int, ...]] = lambda key: ("cluster", key)) -> list[Issue]:
+    """What is wrong with serving ``spec`` on ``placement`` in ``cluster``: a stack file's API rules, on one API.
+
+    The estate check runs these rules on every API of a stack file; a ``ModelApi`` built directly
+    (from Python, or through the component package) runs them here, so both paths refuse the same
+    spec with the same message. ``spec_path`` prefixes the spec's key paths; ``context_key`` gives
+    the path of a cluster fact the spec needs and the context lacks (``cluster.prometheus_url`` for
+    a :class:`ClusterContext`, an input's name for the package).
+    """
+    group = placement.spec
+    # Only the version and name of the cluster matter to the API rules.
+    config = ClusterConfig.model_construct(name=cluster.name, kubernetes_version=cluster.kubernetes_version)
+    issues = list(_check_api(name, spec, {spec.node_group: group} if group is not None else {}, [spec.node_group],
+                             spec_path, config))
+    gpus = api_gpus(spec)
+    if gpus and not placement.gpu and group is None:
+        # With the group's config, _check_api said this already.
+        issues.append(Issue(spec_path + ("compute", "gpu"), f"asks for {gpus} GPU(s) per replica but its placement, "
+                            f"node group {placement.group!r}, has no GPUs: its replicas would never schedule"))
+    if group is not None:
+        # The same fit rule as the estate check (the node exporter is not assumed here).
+        issues += [Issue(spec_path + issue.path[1:], issue.message)
+                   for issue in check_pod_fit({name: spec}, {spec.node_group: group}, False, ())]
+    metric = scaling_metric(spec)
+    if (spec.model_uri is not None or spec.queue is not None) and not cluster.has_oidc:
+        issues.append(Issue(context_key("oidc_provider_arn"), f"is required, with {context_key('oidc_provider_url')[-1]}: "
+                            "the API reads S3 (modelUri) or consumes SQS (queue) through a service-account role"))
+    if spec.queue is not None and spec.queue.url is None and cluster.region is None:
+        issues.append(Issue(context_key("region"), "is required: modelplane creates the API's queue in it (or give "
+                            "spec.queue.url of an existing queue)"))
+    if uses_keda(spec) and metric != "queue" and cluster.prometheus_url is None:
+        issues.append(Issue(context_key("prometheus_url"), f"is required: the API scales on {metric!r}, a Prometheus "
+                            "metric (or set spec.autoscaling.metric to cpu or memory)"))
+    return issues
 
 
 def metric_source(name: str, namespace: str, spec: ApiConfig, cluster: ClusterContext,
@@ -333,12 +369,10 @@ def metric_source(name: str, namespace: str, spec: ApiConfig, cluster: ClusterCo
     if metric == "queue":
         assert spec.queue is not None and queue_url is not None
         region = sqs_queue(spec.queue.url)[0] if spec.queue.url else cluster.region
-        if region is None:
-            raise ValueError(f"ModelApi {name!r} creates its queue and needs a region in its ClusterContext")
+        assert region is not None, "api_issues refused a queue modelplane creates without a region"
         return MetricSource(metric, threshold, queue_url=queue_url, queue_region=region)
     prometheus_url = cluster.prometheus_url
-    if prometheus_url is None:
-        raise ValueError(f"ModelApi {name!r} scales on {metric} and needs a prometheus_url in its ClusterContext")
+    assert prometheus_url is not None, "api_issues refused a Prometheus metric without a prometheus_url"
     window = spec.autoscaling.window
     if metric == "inFlight":
         query = proxy.in_flight_query(namespace, window, version)

@@ -13,6 +13,7 @@ No ``from __future__ import annotations`` here: the schema inference reads annot
 time and takes no strings.
 """
 
+import ipaddress
 import types
 import typing
 from typing import Any, Optional, TypedDict
@@ -22,20 +23,23 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
-from typing_extensions import NotRequired
+from typing_extensions import NotRequired, Required
 
 from . import autoscaling_policy as _autoscaling_policy
 from . import gpu_node_group as _gpu_node_group
 from . import model_api as _model_api
 from . import serving_cluster as _serving_cluster
 from .cluster_context import ClusterContext, kubernetes_provider
-from .config import (ApiConfig, AutoscalingConfig, ClusterConfig, ConfigError, Issue, NodeGroupConfig, scaling_metric,
-                     uses_keda)
-from .config.apis import ComputeConfig, ProbeConfig
+from .config import ApiConfig, AutoscalingConfig, ClusterConfig, ConfigError, Issue, NetworkPeer, NodeGroupConfig
+from .config import apis as _apis
+from .config import autoscaling as _autoscaling
+from .config import cluster as _cluster
+from .config import network as _network
+from .config import traffic as _traffic
 from .config.estate import _validate
 from .config.node_groups import TaintConfig
 from .node_group import NodeGroupArgs
-from .package_types import ApiSpec, AutoscalingSpec, ClusterSpec, NodeGroupSpec, TaintSpec
+from .package_types import ApiSpec, AutoscalingSpec, ClusterSpec, NetworkPeerSpec, NodeGroupSpec, TaintSpec
 from .placement import GPU_RESOURCE, NODE_GROUP_LABEL, Placement, Taint
 
 __all__ = ["COMPONENTS", "PACKAGE", "SPEC_TYPES", "AutoscalingPolicy", "AutoscalingPolicyArgs", "GpuNodeGroup",
@@ -57,6 +61,8 @@ class NodePlacement(TypedDict):
     """Taints the group's nodes carry; the replicas tolerate each. Default: none (a GPU group's ``nvidia.com/gpu`` taint is added with ``gpu``)."""
     gpu: NotRequired[bool]
     """The nodes have NVIDIA GPUs and the ``nvidia.com/gpu: true`` NoSchedule taint. Default: false."""
+    instance_types: NotRequired[list[str]]
+    """EC2 instance types of the nodes: a replica that fits on none of them (CPU, memory, GPUs) is refused. Default: not checked."""
 
 
 class ModelApiArgs(TypedDict):
@@ -82,6 +88,12 @@ class ModelApiArgs(TypedDict):
     """Prometheus KEDA queries for request metrics (``inFlight``, ``rps``). Default: none (scale on ``cpu``)."""
     pod_monitors: NotRequired[bool]
     """A Prometheus Operator runs in the cluster: the API gets a PodMonitor for its metrics. Default: false."""
+    metrics_scrapers: NotRequired[list[NetworkPeerSpec]]
+    """Who scrapes the API's metrics port (its NetworkPolicy admits them there). Default: nobody."""
+    keda_role_name: NotRequired[pulumi.Input[str]]
+    """IAM role of the KEDA operator, granted read access to the depth of the queue the API consumes. Default: none (grant it yourself)."""
+    load_balancer_cidrs: NotRequired[list[str]]
+    """Where a load balancer's traffic to an exposed API comes from (the VPC's CIDR); its NetworkPolicy admits it. Default: none."""
     namespace: NotRequired[str]
     """Namespace to create and run in. Default: the API's name."""
     labels: NotRequired[dict[str, str]]
@@ -104,19 +116,21 @@ class ModelApi(pulumi.ComponentResource):
         source = f"modelplane:index:ModelApi {name!r}"
         placement = _placement(args["placement"], source)
         spec = _validated(ApiConfig, {**stack_keys(args["spec"], ApiSpec), "nodeGroup": placement.group}, source)
-        metric = scaling_metric(spec)
-        if uses_keda(spec) and metric != "queue" and args.get("prometheus_url") is None:
-            # The Python component says this of its ClusterContext; here it is an input that is missing.
-            raise ConfigError(source, [Issue(("prometheusUrl",), f"is required: spec scales on {metric!r}, a "
-                                             "Prometheus metric (or set spec.autoscaling.metric to cpu or memory)")])
-        super().__init__("modelplane:index:ModelApi", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        provider = _provider(name, args.get("kubeconfig"), child)
+        scrapers = [_validated(NetworkPeer, stack_keys(peer, NetworkPeerSpec), source, ("metricsScrapers", i))
+                    for i, peer in enumerate(args.get("metrics_scrapers") or [])]
         cluster = ClusterContext(
-            name=args["cluster_name"], kubernetes_version=args.get("kubernetes_version"), provider=provider,
+            name=args["cluster_name"], kubernetes_version=args.get("kubernetes_version"),
             region=args.get("region"), oidc_provider_arn=args.get("oidc_provider_arn"),
             oidc_provider_url=args.get("oidc_provider_url"), prometheus_url=args.get("prometheus_url"),
-            pod_monitors=bool(args.get("pod_monitors", False)))
+            pod_monitors=bool(args.get("pod_monitors", False)), keda_role_name=args.get("keda_role_name"),
+            metrics_scrapers=scrapers, load_balancer_cidrs=list(args.get("load_balancer_cidrs") or []))
+        # The Python component's rules, with the package's input names for what the cluster lacks.
+        issues = _model_api.api_issues(name, spec, placement, cluster, context_key=lambda key: (to_camel(key),))
+        if issues:
+            raise ConfigError(source, issues)
+        super().__init__("modelplane:index:ModelApi", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        cluster.provider = _provider(name, args.get("kubeconfig"), child)
         api = _model_api.ModelApi(name, _model_api.ModelApiArgs(
             spec=spec, placement=placement, cluster=cluster, namespace=args.get("namespace"),
             labels=dict(args.get("labels") or {}), tags=dict(args.get("tags") or {})), opts=child)
@@ -294,11 +308,16 @@ def stack_keys(value: Any, spec_type: Any) -> Any:
     out: dict[str, Any] = {}
     for key, item in value.items():
         hint = hints.get(key)
+        if typing.get_origin(hint) in (Required, NotRequired):
+            hint = typing.get_args(hint)[0]
+        inner = typing.get_args(hint)[-1] if typing.get_origin(hint) in (list, dict) else None
         if typing.is_typeddict(hint) and isinstance(item, dict):
             item = stack_keys(item, hint)
-        elif typing.get_origin(hint) is list and typing.is_typeddict(typing.get_args(hint)[0]) \
-                and isinstance(item, list):
-            item = [stack_keys(i, typing.get_args(hint)[0]) if isinstance(i, dict) else i for i in item]
+        elif typing.get_origin(hint) is list and typing.is_typeddict(inner) and isinstance(item, list):
+            item = [stack_keys(i, inner) if isinstance(i, dict) else i for i in item]
+        elif typing.get_origin(hint) is dict and typing.is_typeddict(inner) and isinstance(item, dict):
+            # A map of specs (an API's sidecars): its keys are names, its values specs.
+            item = {k: stack_keys(v, inner) if isinstance(v, dict) else v for k, v in item.items()}
         out[to_camel(key) if key in hints else key] = item
     return out
 
@@ -333,8 +352,11 @@ def _placement(args: NodePlacement, source: str) -> Placement:
     gpu_taint = [Taint(GPU_RESOURCE, "true", "NoSchedule")] if gpu else []
     # A GPU pool's taint listed in ``taints`` as well is still one toleration.
     all_taints = dict.fromkeys(gpu_taint + [Taint(t.key, t.value, t.effect) for t in taints])
+    # With its instance types, the pool is described as a stack file describes an existing cluster's pool.
+    pool = None if args.get("instance_types") is None else _validated(
+        NodeGroupConfig, {"instanceTypes": args["instance_types"], "gpu": gpu}, source, ("placement",))
     return Placement(group=args["group"], labels=labels or {NODE_GROUP_LABEL: args["group"]},
-                     taints=tuple(all_taints), gpu=gpu, selector=labels or None)
+                     taints=tuple(all_taints), gpu=gpu, selector=labels or None, spec=pool)
 
 
 def _provider(name: str, kubeconfig: Optional[pulumi.Input[str]], opts: pulumi.ResourceOptions) -> Any:
@@ -344,37 +366,79 @@ def _provider(name: str, kubeconfig: Optional[pulumi.Input[str]], opts: pulumi.R
     return kubernetes_provider(f"{name}-k8s", pulumi.Output.secret(kubeconfig), opts)
 
 
-# The package's spec types: which config model each mirrors, the keys it takes (in the model's
-# order), and its doc. Keys left out are the component's own inputs (an API's node group) or need
-# more than plain values (a cluster's existing VPC, Karpenter).
-SPEC_TYPES: dict[str, tuple[type[BaseModel], tuple[str, ...], str]] = {
-    "ApiSpec": (ApiConfig, (
-        "image", "readiness_probe", "liveness_probe", "model_uri", "port", "command", "args", "env", "compute",
-        "run_as_user", "read_only_root_filesystem", "writable_paths", "max_concurrency", "max_queue_length",
-        "metrics_path", "autoscaling"),
-        "One model served as an HTTP API, with the keys of a stack file's ``modelplane:apis`` entry."),
-    "ComputeSpec": (ComputeConfig, ("cpu", "mem", "gpu", "shm"),
-                    "Resources of the API's serving container, and the pod's shared memory."),
-    "ProbeSpec": (ProbeConfig, ("path", "period_seconds", "timeout_seconds", "failure_threshold",
-                                "initial_delay_seconds"), "An HTTP probe against the API's port."),
-    "AutoscalingSpec": (AutoscalingConfig, (
-        "min_replicas", "max_replicas", "metric", "target_in_flight", "target_rps", "target_queue_length",
-        "target_utilization", "activation_threshold", "window", "upscale_tolerance", "downscale_tolerance",
-        "upscale_stabilization_period", "downscale_stabilization_period", "max_upscale_factor",
-        "max_downscale_factor"), "How replicas scale, with Cortex's knobs and defaults."),
-    "NodeGroupSpec": (NodeGroupConfig, (
-        "instance_types", "capacity_type", "min_size", "desired_size", "max_size", "disk_size_gib", "ami_type",
-        "gpus_per_node", "gpu_taint", "labels", "taints"),
-        "One managed node group, with the keys of a stack file's ``modelplane:nodeGroups`` entry."),
-    "TaintSpec": (TaintConfig, ("key", "value", "effect"), "A Kubernetes taint on every node of a group."),
-    "ClusterSpec": (ClusterConfig, ("name", "kubernetes_version", "log_types", "deletion_protection", "tags"),
+# The package's spec types: the config model each mirrors, the keys it leaves out (and why), its doc
+# (None: the model's). Every other key of the model is a key of the spec type, in the model's order,
+# so a field added to a model reaches the package when package_types.py is regenerated.
+_SPECS: dict[str, tuple[type[BaseModel], tuple[str, ...], Optional[str]]] = {
+    # An API's node group is the package ModelApi's placement input.
+    "ApiSpec": (ApiConfig, ("node_group",),
+                "One model served as an HTTP API, with the keys of a stack file's ``modelplane:apis`` entry."),
+    "ComputeSpec": (_apis.ComputeConfig, (), None),
+    "ContainerComputeSpec": (_apis.ContainerComputeConfig, (), None),
+    "ProbeSpec": (_apis.ProbeConfig, (), "An HTTP probe against the API's port."),
+    "StartupProbeSpec": (_apis.StartupProbeConfig, (), None),
+    "SidecarSpec": (_apis.SidecarConfig, (), None),
+    "ProxySpec": (_apis.ProxyConfig, (), None),
+    "QueueSpec": (_apis.QueueConfig, (), None),
+    "UpdateStrategySpec": (_apis.UpdateStrategyConfig, (), None),
+    "NetworkSpec": (_network.NetworkConfig, (), None),
+    "NetworkPeerSpec": (NetworkPeer, (), None),
+    "EgressRuleSpec": (_network.EgressRule, (), None),
+    "ExposeSpec": (_traffic.ExposeConfig, (), None),
+    "CertificateSpec": (_traffic.CertificateConfig, (), None),
+    "CanarySpec": (_traffic.CanaryConfig, (), None),
+    "ShadowSpec": (_traffic.ShadowConfig, (), None),
+    "AutoscalingSpec": (AutoscalingConfig, (), None),
+    "CustomMetricSpec": (_autoscaling.CustomMetricConfig, (), None),
+    # A GpuNodeGroup is an EKS managed node group of GPU nodes: ``gpu`` is implied and Karpenter's
+    # ``disruption`` does not apply.
+    "NodeGroupSpec": (NodeGroupConfig, ("gpu", "disruption"),
+                      "One EKS managed node group, with the keys of a stack file's ``modelplane:nodeGroups`` entry."),
+    "TaintSpec": (TaintConfig, (), None),
+    # A package ServingCluster creates an EKS cluster with managed node groups: an ``existing`` cluster
+    # is reached with a ModelApi's kubeconfig instead, and Karpenter's NodePools are the estate's.
+    "ClusterSpec": (ClusterConfig, ("existing", "capacity_engine"),
                     "The cluster, with the keys of a stack file's ``modelplane:cluster``."),
+    "VpcSpec": (_cluster.VpcConfig, (), None),
+    "EndpointSpec": (_cluster.EndpointConfig, (), None),
+    "SystemNodeGroupSpec": (_cluster.SystemNodeGroupConfig, (), None),
+    "PrometheusSpec": (_cluster.PrometheusConfig, (), None),
+    "ChartSourceSpec": (_cluster.ChartSourceConfig, (), None),
 }
+
+SPEC_TYPES: dict[str, tuple[type[BaseModel], tuple[str, ...], str]] = {
+    name: (model, tuple(k for k in model.model_fields if k not in without),
+           doc or (model.__doc__ or "").strip().split("\n\n")[0].replace("\n", " "))
+    for name, (model, without, doc) in _SPECS.items()
+}
+"""Each spec type's config model, its keys (in the model's order) and its doc."""
 
 
 def types_source() -> str:
     """The text of ``components/package_types.py``: a TypedDict per :data:`SPEC_TYPES` entry, from its model."""
     names = {model: name for name, (model, _, _) in SPEC_TYPES.items()}
+    classes: dict[str, list[str]] = {}
+    started: set[str] = set()
+
+    def emit(name: str) -> None:
+        # A class after the classes its keys use: the schema inference evaluates the annotations.
+        if name in classes or name in started:
+            return
+        started.add(name)
+        model, keys, doc = SPEC_TYPES[name]
+        body = ["", "", f"class {name}(TypedDict):", f'    """{_escape(doc)}"""', ""]
+        for key in keys:
+            field = model.model_fields[key]
+            for used in _spec_types_in(field.annotation, names):
+                emit(used)
+            wrap = "Required" if field.is_required() else "NotRequired"
+            body.append(f"    {key}: {wrap}[{_type_text(field.annotation, names)}]")
+            body.append(f'    """{_escape(field.description or "")}"""')
+        classes[name] = body
+
+    for name in SPEC_TYPES:
+        emit(name)
+    text = "\n".join(line for body in classes.values() for line in body)
     lines = [
         '"""Generated by ``modelplane.package.types_source()`` from the config models; do not edit by hand.',
         "",
@@ -383,20 +447,20 @@ def types_source() -> str:
         'when this file and the models disagree.',
         '"""',
         "",
-        "from typing import TypedDict",
+        "from typing import Any, TypedDict" if "Any]" in text or "[Any" in text else "from typing import TypedDict",
         "",
         "from typing_extensions import NotRequired, Required",
         "",
         "__all__ = [" + ", ".join(f'"{n}"' for n in sorted(SPEC_TYPES)) + "]",
     ]
-    for name, (model, keys, doc) in reversed(list(SPEC_TYPES.items())):
-        lines += ["", "", f"class {name}(TypedDict):", f'    """{doc}"""', ""]
-        for key in keys:
-            field = model.model_fields[key]
-            wrap = "Required" if field.is_required() else "NotRequired"
-            lines.append(f"    {key}: {wrap}[{_type_text(field.annotation, names)}]")
-            lines.append(f'    """{_escape(field.description or "")}"""')
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + text + "\n"
+
+
+def _spec_types_in(annotation: Any, names: dict[type[BaseModel], str]) -> list[str]:
+    """The spec types an annotation uses."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [names[annotation]] if annotation in names else []
+    return [used for arg in typing.get_args(annotation) for used in _spec_types_in(arg, names)]
 
 
 def _escape(text: str) -> str:
@@ -410,9 +474,13 @@ def _type_text(annotation: Any, names: dict[type[BaseModel], str]) -> str:
         return _type_text(targs[0], names)
     if origin in (typing.Union, types.UnionType):
         rest = [a for a in targs if a is not type(None)]
-        if len(rest) != 1:
-            raise TypeError(f"no plain type for {annotation}")
-        return _type_text(rest[0], names)
+        if len(rest) == 1:
+            return _type_text(rest[0], names)
+        # A count or a percent (``maxSurge: 1`` or ``"25%"``): a schema type has no unions, so the
+        # value is Any and the config model checks it, as it checks a stack file's.
+        if all(_type_text(a, names) in ("int", "str") for a in rest):
+            return "Any"
+        raise TypeError(f"no plain type for {annotation}")
     if origin is typing.Literal:
         kinds = {type(a) for a in targs}
         if kinds != {str}:
@@ -424,6 +492,8 @@ def _type_text(annotation: Any, names: dict[type[BaseModel], str]) -> str:
         return f"dict[str, {_type_text(targs[1], names)}]"
     if annotation in (str, int, float, bool):
         return annotation.__name__
+    if annotation is ipaddress.IPv4Network:
+        return "str"  # a CIDR block, as a stack file writes it
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         if annotation not in names:
             raise TypeError(f"{annotation.__name__} has no spec type")

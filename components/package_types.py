@@ -5,26 +5,326 @@ Pulumi's schema inference (which reads class source) sees them. ``tests/test_pac
 when this file and the models disagree.
 """
 
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from typing_extensions import NotRequired, Required
 
-__all__ = ["ApiSpec", "AutoscalingSpec", "ClusterSpec", "ComputeSpec", "NodeGroupSpec", "ProbeSpec", "TaintSpec"]
+__all__ = ["ApiSpec", "AutoscalingSpec", "CanarySpec", "CertificateSpec", "ChartSourceSpec", "ClusterSpec", "ComputeSpec", "ContainerComputeSpec", "CustomMetricSpec", "EgressRuleSpec", "EndpointSpec", "ExposeSpec", "NetworkPeerSpec", "NetworkSpec", "NodeGroupSpec", "ProbeSpec", "PrometheusSpec", "ProxySpec", "QueueSpec", "ShadowSpec", "SidecarSpec", "StartupProbeSpec", "SystemNodeGroupSpec", "TaintSpec", "UpdateStrategySpec", "VpcSpec"]
+
+class ProbeSpec(TypedDict):
+    """An HTTP probe against the API's port."""
+
+    path: Required[str]
+    """HTTP path that answers 200 when the model is loaded and can serve. Required."""
+    period_seconds: NotRequired[int]
+    """Seconds between probes."""
+    timeout_seconds: NotRequired[int]
+    """Seconds before a probe counts as failed."""
+    failure_threshold: NotRequired[int]
+    """Consecutive failures before the replica is taken out of the Service."""
+    initial_delay_seconds: NotRequired[int]
+    """Seconds after start before the first probe."""
 
 
-class ClusterSpec(TypedDict):
-    """The cluster, with the keys of a stack file's ``modelplane:cluster``."""
+class StartupProbeSpec(TypedDict):
+    """An HTTP startup probe: holds off readiness and liveness checks while a large model loads."""
 
-    name: Required[str]
-    """EKS cluster name (lower case, digits, hyphens; 2-40 characters); with ``existing``, the estate's name (and the EKS cluster's, if it is one). Required; changing it replaces a created cluster."""
-    kubernetes_version: NotRequired[str]
-    """Kubernetes minor version of the control plane (with ``existing``: the one it runs); charts are pinned and objects validated for it."""
-    log_types: NotRequired[list[str]]
-    """Control-plane log types sent to CloudWatch."""
-    deletion_protection: NotRequired[bool]
-    """Refuse to delete the EKS cluster until this is turned off (turn on for production)."""
-    tags: NotRequired[dict[str, str]]
-    """AWS tags put on every AWS resource of the estate."""
+    path: Required[str]
+    """HTTP path that answers 200 once the server is up (often the readiness path). Required."""
+    period_seconds: NotRequired[int]
+    """Seconds between probes."""
+    timeout_seconds: NotRequired[int]
+    """Seconds before a probe counts as failed."""
+    failure_threshold: NotRequired[int]
+    """Failures allowed before the replica is restarted: periodSeconds x failureThreshold is the load budget (10 min)."""
+
+
+class ComputeSpec(TypedDict):
+    """Resources of the API's serving container, and the pod's shared memory."""
+
+    cpu: NotRequired[str]
+    """CPU request (Kubernetes quantity, e.g. ``500m`` or ``2``)."""
+    mem: NotRequired[str]
+    """Memory request and limit (e.g. ``2Gi``); unset means no memory request."""
+    gpu: NotRequired[int]
+    """NVIDIA GPUs (``nvidia.com/gpu``); needs a GPU node group."""
+    shm: NotRequired[str]
+    """Size of ``/dev/shm`` (a memory-backed emptyDir, counted against ``mem``), for PyTorch workers and NCCL."""
+
+
+class ContainerComputeSpec(TypedDict):
+    """Resources one container requests."""
+
+    cpu: NotRequired[str]
+    """CPU request (Kubernetes quantity, e.g. ``500m`` or ``2``)."""
+    mem: NotRequired[str]
+    """Memory request and limit (e.g. ``2Gi``); unset means no memory request."""
+    gpu: NotRequired[int]
+    """NVIDIA GPUs (``nvidia.com/gpu``); needs a GPU node group."""
+
+
+class SidecarSpec(TypedDict):
+    """Another container in every replica, e.g. a Python model behind a fast front-end, talking over a Unix socket in ``/var/run/modelplane``."""
+
+    image: Required[str]
+    """Container image with an explicit tag or digest, pulled as the API's ``image`` is. Required."""
+    command: NotRequired[list[str]]
+    """Container entrypoint override."""
+    args: NotRequired[list[str]]
+    """Container arguments override."""
+    env: NotRequired[dict[str, str]]
+    """Environment variables (values are strings)."""
+    compute: NotRequired[ContainerComputeSpec]
+    """Resources of this container (GPUs count towards the replica's total)."""
+    port: NotRequired[int]
+    """TCP port the sidecar listens on, for its probes (unprivileged: >= 1024). Unset: it serves only over the socket directory, and has no probes."""
+    readiness_probe: NotRequired[ProbeSpec]
+    """Readiness probe against ``port``: the replica takes traffic only while the sidecar is ready too. Unset: none."""
+    liveness_probe: NotRequired[ProbeSpec]
+    """Liveness probe against ``port``: restarts the sidecar when it hangs. Unset: none."""
+    startup_probe: NotRequired[StartupProbeSpec]
+    """Startup probe against ``port``, for a sidecar that loads a model. Unset: none."""
+
+
+class ProxySpec(TypedDict):
+    """The Envoy sidecar every request passes through: it enforces ``maxConcurrency`` and ``maxQueueLength`` (503 beyond them) and exports the in-flight count the autoscaler reads."""
+
+    enabled: NotRequired[bool]
+    """Run the proxy. Off: the Service reaches the server directly, and the API scales on ``cpu``, ``memory``, ``queue`` or a ``custom`` query of the server's own metrics."""
+    image: NotRequired[str]
+    """Envoy image (an official ``envoyproxy/envoy`` build; by default a distroless one, pinned by digest)."""
+    cpu: NotRequired[str]
+    """CPU request of the proxy container."""
+    mem: NotRequired[str]
+    """Memory request and limit of the proxy container."""
+
+
+class QueueSpec(TypedDict):
+    """An SQS queue of work the API consumes (an async API); ``autoscaling.metric: queue`` scales on its depth."""
+
+    url: NotRequired[str]
+    """URL of an existing queue. Unset: modelplane creates one (server-side encrypted) named ``<cluster>-<api>``."""
+    visibility_timeout_seconds: NotRequired[int]
+    """For a queue modelplane creates: seconds a received message stays hidden; make it longer than one job takes."""
+
+
+class CustomMetricSpec(TypedDict):
+    """A Prometheus query the API scales on (``autoscaling.metric: custom``)."""
+
+    query: Required[str]
+    """PromQL returning one number, the API's total load, e.g. ``sum(vllm:num_requests_running{namespace="llm-chat"})``. Required."""
+    target: Required[float]
+    """Load per replica to aim at: replicas = ceil(query / target). Required."""
+
+
+class AutoscalingSpec(TypedDict):
+    """How replicas scale, with Cortex's knobs and defaults: a KEDA ScaledObject for request, queue and custom metrics, a plain HorizontalPodAutoscaler for cpu and memory."""
+
+    min_replicas: NotRequired[int]
+    """Fewest replicas; 0 scales to zero when idle (``queue`` and ``custom`` metrics, which are measured outside the pods)."""
+    max_replicas: NotRequired[int]
+    """Most replicas."""
+    metric: NotRequired[str]
+    """What replicas scale on: ``inFlight`` requests (active + queued, from the proxy), ``rps``, ``cpu`` or ``memory`` utilisation, SQS ``queue`` depth, or a ``custom`` query. Default: ``inFlight`` with the proxy on, ``cpu`` without."""
+    target_in_flight: NotRequired[float]
+    """``inFlight``: in-flight requests per replica to aim at (Cortex's target_in_flight; default ``maxConcurrency``)."""
+    target_rps: NotRequired[float]
+    """``rps``: requests per second per replica to aim at. Required with ``rps``."""
+    target_queue_length: NotRequired[int]
+    """``queue``: waiting messages per replica to aim at (default ``maxConcurrency``)."""
+    target_utilization: NotRequired[int]
+    """``cpu`` / ``memory``: target average utilisation, percent of the request."""
+    custom: NotRequired[CustomMetricSpec]
+    """``custom``: the query and its per-replica target."""
+    activation_threshold: NotRequired[float]
+    """Load above which a scaled-to-zero API wakes (KEDA activation); at or below it the API stays at zero."""
+    window: NotRequired[str]
+    """Period request metrics are averaged over before scaling on them (Cortex: 60s)."""
+    upscale_tolerance: NotRequired[float]
+    """Ignore a scale-up unless load exceeds target by more than this fraction (Cortex: 0.05). Unset: the cluster's 0.1. Needs a ``cpu``/``memory`` metric on Kubernetes 1.35+."""
+    downscale_tolerance: NotRequired[float]
+    """Ignore a scale-down unless load is below target by more than this fraction (Cortex: 0.05). Unset: the cluster's 0.1. Needs a ``cpu``/``memory`` metric on Kubernetes 1.35+."""
+    upscale_stabilization_period: NotRequired[str]
+    """Scale up only to the lowest recommendation of this trailing period (Cortex: 1m)."""
+    downscale_stabilization_period: NotRequired[str]
+    """Scale down only to the highest recommendation of this trailing period (Cortex: 5m)."""
+    max_upscale_factor: NotRequired[float]
+    """Most a scale-up may multiply replicas by per minute (Cortex: 1.5)."""
+    max_downscale_factor: NotRequired[float]
+    """Least a scale-down may multiply replicas by per minute (Cortex: 0.75)."""
+
+
+class UpdateStrategySpec(TypedDict):
+    """Rolling-update limits (Kubernetes ``maxSurge`` / ``maxUnavailable``, a count or a percent)."""
+
+    max_surge: NotRequired[Any]
+    """Extra replicas during a rollout (default ``25%``; GPU APIs ``1``)."""
+    max_unavailable: NotRequired[Any]
+    """Replicas that may be down during a rollout (default ``25%``; GPU APIs ``0``)."""
+    min_ready_seconds: NotRequired[int]
+    """Seconds a new replica must stay ready before it counts as available and the rollout moves on."""
+    progress_deadline_seconds: NotRequired[int]
+    """Seconds without rollout progress after which the rollout is failed (and ``pulumi up`` with it)."""
+
+
+class NetworkPeerSpec(TypedDict):
+    """Pods (by namespace and labels) or addresses (a CIDR): one source or destination of traffic."""
+
+    namespace: NotRequired[str]
+    """Pods in this namespace (all of them, or those with ``podLabels``)."""
+    namespace_labels: NotRequired[dict[str, str]]
+    """Pods in the namespaces carrying these labels (``{}``: every namespace)."""
+    pod_labels: NotRequired[dict[str, str]]
+    """Only the pods with these labels (in ``namespace`` / ``namespaceLabels``; alone: in any namespace)."""
+    cidr: NotRequired[str]
+    """Addresses outside the pod network (a VPC range, a VPN, a load balancer's subnets), e.g. ``10.0.0.0/16``."""
+
+
+class EgressRuleSpec(TypedDict):
+    """A destination the API's pods may open connections to."""
+
+    namespace: NotRequired[str]
+    """Pods in this namespace (all of them, or those with ``podLabels``)."""
+    namespace_labels: NotRequired[dict[str, str]]
+    """Pods in the namespaces carrying these labels (``{}``: every namespace)."""
+    pod_labels: NotRequired[dict[str, str]]
+    """Only the pods with these labels (in ``namespace`` / ``namespaceLabels``; alone: in any namespace)."""
+    cidr: NotRequired[str]
+    """Addresses outside the pod network (a VPC range, a VPN, a load balancer's subnets), e.g. ``10.0.0.0/16``."""
+    ports: NotRequired[list[int]]
+    """Destination ports (1-65535). Empty: every port."""
+    protocol: NotRequired[str]
+    """Protocol of ``ports``."""
+
+
+class NetworkSpec(TypedDict):
+    """The API namespace's NetworkPolicy: nothing reaches the pods or leaves them unless it is listed here or modelplane needs it."""
+
+    isolated: NotRequired[bool]
+    """Give the namespace its NetworkPolicy. Off: no policy, every pod in the cluster reaches every port of the API and the API reaches everything (the pack's ``network-policy-per-namespace`` rule flags it)."""
+    allow_from: NotRequired[list[NetworkPeerSpec]]
+    """Who may call the API on its Service port. Unset: every pod in the cluster (not addresses outside it). ``[]``: nobody but Prometheus."""
+    egress: NotRequired[list[EgressRuleSpec]]
+    """Destinations beyond DNS and AWS the API calls (a feature store, another API, a database)."""
+
+
+class CertificateSpec(TypedDict):
+    """The HTTPS certificate of an exposed API: an existing ACM certificate, or one modelplane requests for ``host``."""
+
+    arn: NotRequired[str]
+    """ARN of an ACM certificate (in the cluster's region) that covers ``host``."""
+    zone: NotRequired[str]
+    """A Route 53 public hosted zone (``ml.example.com``) that ``host`` is in: modelplane requests an ACM certificate for the host, validates it by DNS there, and points the host at the load balancer."""
+
+
+class ExposeSpec(TypedDict):
+    """Reach the API from outside the cluster over HTTPS, through the shared load balancer of its visibility."""
+
+    visibility: NotRequired[str]
+    """``internal``: a load balancer in the private subnets, for callers in the VPC (and networks peered with it); ``public``: internet-facing, in the public subnets."""
+    host: NotRequired[str]
+    """Host name the API answers on (``sentiment.ml.example.com``). Unset: any host, told apart by ``path``."""
+    path: NotRequired[str]
+    """Path prefix the API answers on (``/sentiment``); requests reach the server with the path unchanged."""
+    certificate: NotRequired[CertificateSpec]
+    """The HTTPS certificate. Unset: plain HTTP only, which a public API must allow explicitly (``allowHttp``)."""
+    allow_http: NotRequired[bool]
+    """Serve plain HTTP instead of HTTPS (no certificate). With a certificate HTTP always redirects to HTTPS."""
+    allow_from: NotRequired[list[str]]
+    """Source CIDRs allowed to call the API through the load balancer. Unset: anywhere for ``public``, the VPC for ``internal``."""
+    idle_timeout_seconds: NotRequired[int]
+    """Seconds a connection may sit without data before the load balancer closes it: the longest a response may take to start (the ALB's idle timeout, one per load balancer: APIs of a visibility must agree)."""
+
+
+class CanarySpec(TypedDict):
+    """A second version beside the stable one, taking ``weight`` percent of the load balancer's requests; promote it by copying its fields to the API and removing it."""
+
+    image: Required[str]
+    """The canary's container image. Required."""
+    weight: Required[int]
+    """Percent of the API's requests (through its load balancer) that go to the canary. Required."""
+    env: NotRequired[dict[str, str]]
+    """The canary's environment variables. Unset: the API's."""
+    args: NotRequired[list[str]]
+    """The canary's container arguments. Unset: the API's."""
+    min_replicas: NotRequired[int]
+    """Fewest canary replicas. Unset: 1."""
+    max_replicas: NotRequired[int]
+    """Most canary replicas (it autoscales on the API's metric). Unset: the API's maxReplicas x weight%, at least 1."""
+
+
+class ShadowSpec(TypedDict):
+    """A second version that receives a copy of a share of the API's requests; its responses are discarded (a dark launch)."""
+
+    image: Required[str]
+    """The shadow's container image. Required."""
+    percent: Required[float]
+    """Percent of the API's requests whose copy goes to the shadow (the stable replica's proxy mirrors them). Required."""
+    env: NotRequired[dict[str, str]]
+    """The shadow's environment variables. Unset: the API's."""
+    args: NotRequired[list[str]]
+    """The shadow's container arguments. Unset: the API's."""
+    replicas: NotRequired[int]
+    """Shadow replicas (fixed: mirrored load is a share of the stable load)."""
+
+
+class ApiSpec(TypedDict):
+    """One model served as an HTTP API, with the keys of a stack file's ``modelplane:apis`` entry."""
+
+    image: Required[str]
+    """Container image with an explicit tag or digest. Required. A tag is looked up in the registry at every container start (``imagePullPolicy: Always``); an image pinned by digest starts from the node's copy when it has one."""
+    readiness_probe: Required[ProbeSpec]
+    """Readiness probe. Required: a rollout moves on only when new replicas are ready."""
+    liveness_probe: NotRequired[ProbeSpec]
+    """Liveness probe: restarts a replica whose server hangs. Unset: no liveness probe."""
+    startup_probe: NotRequired[StartupProbeSpec]
+    """Startup probe for slow model loads. Unset: no startup probe."""
+    model_uri: NotRequired[str]
+    """Model artifacts in S3 (``s3://bucket/prefix``): the API's service account gets a read-only role for exactly that prefix, and the server gets the URI as ``MODELPLANE_MODEL_URI``."""
+    port: NotRequired[int]
+    """Container port the model server listens on (unprivileged: >= 1024)."""
+    command: NotRequired[list[str]]
+    """Container entrypoint override."""
+    args: NotRequired[list[str]]
+    """Container arguments override."""
+    env: NotRequired[dict[str, str]]
+    """Environment variables (values are strings: quote numbers and booleans)."""
+    compute: NotRequired[ComputeSpec]
+    """Resources per replica."""
+    sidecars: NotRequired[dict[str, SidecarSpec]]
+    """Extra containers per replica, by name; they share the writable paths, config files and a socket directory."""
+    secrets: NotRequired[dict[str, str]]
+    """Kubernetes Secrets (in the API's namespace, e.g. synced by External Secrets) mounted read-only as files: secret name to directory."""
+    config_files: NotRequired[dict[str, str]]
+    """Model configuration files (name: content), mounted read-only at ``/etc/modelplane/config`` from a ConfigMap named after its content, so a change rolls the replicas."""
+    run_as_user: NotRequired[int]
+    """UID and GID of every container in a replica, whatever user its image names (the proxy keeps its own); the image's files must be readable by it. Keep it at 10000 or above, clear of the nodes' own users."""
+    read_only_root_filesystem: NotRequired[bool]
+    """Mount the container's root filesystem read-only; only ``writablePaths`` can be written."""
+    writable_paths: NotRequired[list[str]]
+    """Directories that get a writable emptyDir (scratch space, caches: point e.g. ``HF_HOME`` at one)."""
+    max_concurrency: NotRequired[int]
+    """Requests one replica serves at once (Cortex: 1): the proxy passes no more than this to the server, which also gets it as ``MODELPLANE_MAX_CONCURRENCY``."""
+    max_queue_length: NotRequired[int]
+    """Requests the proxy holds per replica while the server is busy (Cortex: 100); more are answered 503. Needs the proxy."""
+    proxy: NotRequired[ProxySpec]
+    """The request proxy (Envoy sidecar)."""
+    metrics_path: NotRequired[str]
+    """Path on ``port`` where the server serves its own Prometheus metrics (e.g. ``/metrics`` for vLLM or Triton), so ``custom`` queries can use them. Unset: not scraped."""
+    queue: NotRequired[QueueSpec]
+    """An SQS queue the API consumes; its URL reaches the server as ``MODELPLANE_QUEUE_URL``."""
+    autoscaling: NotRequired[AutoscalingSpec]
+    """Autoscaling."""
+    update_strategy: NotRequired[UpdateStrategySpec]
+    """Rolling-update limits."""
+    network: NotRequired[NetworkSpec]
+    """Who may reach the API's pods and where they may connect (its namespace's NetworkPolicy)."""
+    expose: NotRequired[ExposeSpec]
+    """Reach the API from outside the cluster over HTTPS, through a load balancer shared by the APIs of its visibility. Unset: in-cluster only (``apiUrls``)."""
+    canary: NotRequired[CanarySpec]
+    """A second version taking a weighted share of the load balancer's requests. Unset: none."""
+    shadow: NotRequired[ShadowSpec]
+    """A second version receiving a mirrored copy of a share of the requests, its responses discarded. Unset: none."""
 
 
 class TaintSpec(TypedDict):
@@ -39,7 +339,7 @@ class TaintSpec(TypedDict):
 
 
 class NodeGroupSpec(TypedDict):
-    """One managed node group, with the keys of a stack file's ``modelplane:nodeGroups`` entry."""
+    """One EKS managed node group, with the keys of a stack file's ``modelplane:nodeGroups`` entry."""
 
     instance_types: Required[list[str]]
     """EC2 instance types, most preferred first (several types make spot capacity easier to get). Required."""
@@ -65,101 +365,85 @@ class NodeGroupSpec(TypedDict):
     """Extra Kubernetes taints on the nodes (on an existing cluster: the taints the pool's nodes carry); APIs on this group tolerate them."""
 
 
-class AutoscalingSpec(TypedDict):
-    """How replicas scale, with Cortex's knobs and defaults."""
+class VpcSpec(TypedDict):
+    """The network the cluster runs in: a new VPC (``cidr``, ``availabilityZones``) or an existing one (``id`` plus subnet ids)."""
 
-    min_replicas: NotRequired[int]
-    """Fewest replicas; 0 scales to zero when idle (``queue`` and ``custom`` metrics, which are measured outside the pods)."""
-    max_replicas: NotRequired[int]
-    """Most replicas."""
-    metric: NotRequired[str]
-    """What replicas scale on: ``inFlight`` requests (active + queued, from the proxy), ``rps``, ``cpu`` or ``memory`` utilisation, SQS ``queue`` depth, or a ``custom`` query. Default: ``inFlight`` with the proxy on, ``cpu`` without."""
-    target_in_flight: NotRequired[float]
-    """``inFlight``: in-flight requests per replica to aim at (Cortex's target_in_flight; default ``maxConcurrency``)."""
-    target_rps: NotRequired[float]
-    """``rps``: requests per second per replica to aim at. Required with ``rps``."""
-    target_queue_length: NotRequired[int]
-    """``queue``: waiting messages per replica to aim at (default ``maxConcurrency``)."""
-    target_utilization: NotRequired[int]
-    """``cpu`` / ``memory``: target average utilisation, percent of the request."""
-    activation_threshold: NotRequired[float]
-    """Load above which a scaled-to-zero API wakes (KEDA activation); at or below it the API stays at zero."""
-    window: NotRequired[str]
-    """Period request metrics are averaged over before scaling on them (Cortex: 60s)."""
-    upscale_tolerance: NotRequired[float]
-    """Ignore a scale-up unless load exceeds target by more than this fraction (Cortex: 0.05). Unset: the cluster's 0.1. Needs a ``cpu``/``memory`` metric on Kubernetes 1.35+."""
-    downscale_tolerance: NotRequired[float]
-    """Ignore a scale-down unless load is below target by more than this fraction (Cortex: 0.05). Unset: the cluster's 0.1. Needs a ``cpu``/``memory`` metric on Kubernetes 1.35+."""
-    upscale_stabilization_period: NotRequired[str]
-    """Scale up only to the lowest recommendation of this trailing period (Cortex: 1m)."""
-    downscale_stabilization_period: NotRequired[str]
-    """Scale down only to the highest recommendation of this trailing period (Cortex: 5m)."""
-    max_upscale_factor: NotRequired[float]
-    """Most a scale-up may multiply replicas by per minute (Cortex: 1.5)."""
-    max_downscale_factor: NotRequired[float]
-    """Least a scale-down may multiply replicas by per minute (Cortex: 0.75)."""
+    cidr: NotRequired[str]
+    """CIDR block of a new VPC, a /16 to /20. Each AZ gets a private subnet (1/8 of it) and a small public one."""
+    availability_zones: NotRequired[int]
+    """How many availability zones a new VPC spans (2-6)."""
+    nat_gateways: NotRequired[str]
+    """NAT gateways of a new VPC: one shared (cheaper) or one per AZ (survives an AZ outage)."""
+    id: NotRequired[str]
+    """Id of an existing VPC to use instead of creating one; needs ``privateSubnetIds``."""
+    private_subnet_ids: NotRequired[list[str]]
+    """Existing private subnets (two AZs at least) for nodes and internal load balancers."""
+    public_subnet_ids: NotRequired[list[str]]
+    """Existing public subnets for internet-facing load balancers (optional)."""
 
 
-class ProbeSpec(TypedDict):
-    """An HTTP probe against the API's port."""
+class EndpointSpec(TypedDict):
+    """Who can reach the Kubernetes API server."""
 
-    path: Required[str]
-    """HTTP path that answers 200 when the model is loaded and can serve. Required."""
-    period_seconds: NotRequired[int]
-    """Seconds between probes."""
-    timeout_seconds: NotRequired[int]
-    """Seconds before a probe counts as failed."""
-    failure_threshold: NotRequired[int]
-    """Consecutive failures before the replica is taken out of the Service."""
-    initial_delay_seconds: NotRequired[int]
-    """Seconds after start before the first probe."""
+    public: NotRequired[bool]
+    """Expose the API server endpoint on the internet (restricted by ``publicAccessCidrs``)."""
+    private: NotRequired[bool]
+    """Expose the API server endpoint inside the VPC (nodes always use it when on)."""
+    public_access_cidrs: NotRequired[list[str]]
+    """CIDR blocks allowed to reach the public endpoint. Narrow this for production."""
 
 
-class ComputeSpec(TypedDict):
-    """Resources of the API's serving container, and the pod's shared memory."""
+class SystemNodeGroupSpec(TypedDict):
+    """The small on-demand CPU node group that runs cluster add-ons (CoreDNS, autoscaler, device plugin)."""
 
-    cpu: NotRequired[str]
-    """CPU request (Kubernetes quantity, e.g. ``500m`` or ``2``)."""
-    mem: NotRequired[str]
-    """Memory request and limit (e.g. ``2Gi``); unset means no memory request."""
-    gpu: NotRequired[int]
-    """NVIDIA GPUs (``nvidia.com/gpu``); needs a GPU node group."""
-    shm: NotRequired[str]
-    """Size of ``/dev/shm`` (a memory-backed emptyDir, counted against ``mem``), for PyTorch workers and NCCL."""
+    instance_type: NotRequired[str]
+    """EC2 instance type of the system nodes."""
+    min_size: NotRequired[int]
+    """Minimum system nodes (2 keeps add-ons available through a node loss)."""
+    max_size: NotRequired[int]
+    """Maximum system nodes."""
 
 
-class ApiSpec(TypedDict):
-    """One model served as an HTTP API, with the keys of a stack file's ``modelplane:apis`` entry."""
+class PrometheusSpec(TypedDict):
+    """The Prometheus KEDA asks for request metrics (``inFlight``, ``rps``, ``custom``)."""
 
-    image: Required[str]
-    """Container image with an explicit tag or digest. Required. A tag is looked up in the registry at every container start (``imagePullPolicy: Always``); an image pinned by digest starts from the node's copy when it has one."""
-    readiness_probe: Required[ProbeSpec]
-    """Readiness probe. Required: a rollout moves on only when new replicas are ready."""
-    liveness_probe: NotRequired[ProbeSpec]
-    """Liveness probe: restarts a replica whose server hangs. Unset: no liveness probe."""
-    model_uri: NotRequired[str]
-    """Model artifacts in S3 (``s3://bucket/prefix``): the API's service account gets a read-only role for exactly that prefix, and the server gets the URI as ``MODELPLANE_MODEL_URI``."""
-    port: NotRequired[int]
-    """Container port the model server listens on (unprivileged: >= 1024)."""
-    command: NotRequired[list[str]]
-    """Container entrypoint override."""
-    args: NotRequired[list[str]]
-    """Container arguments override."""
-    env: NotRequired[dict[str, str]]
-    """Environment variables (values are strings: quote numbers and booleans)."""
-    compute: NotRequired[ComputeSpec]
-    """Resources per replica."""
-    run_as_user: NotRequired[int]
-    """UID and GID of every container in a replica, whatever user its image names (the proxy keeps its own); the image's files must be readable by it. Keep it at 10000 or above, clear of the nodes' own users."""
-    read_only_root_filesystem: NotRequired[bool]
-    """Mount the container's root filesystem read-only; only ``writablePaths`` can be written."""
-    writable_paths: NotRequired[list[str]]
-    """Directories that get a writable emptyDir (scratch space, caches: point e.g. ``HF_HOME`` at one)."""
-    max_concurrency: NotRequired[int]
-    """Requests one replica serves at once (Cortex: 1): the proxy passes no more than this to the server, which also gets it as ``MODELPLANE_MAX_CONCURRENCY``."""
-    max_queue_length: NotRequired[int]
-    """Requests the proxy holds per replica while the server is busy (Cortex: 100); more are answered 503. Needs the proxy."""
-    metrics_path: NotRequired[str]
-    """Path on ``port`` where the server serves its own Prometheus metrics (e.g. ``/metrics`` for vLLM or Triton), so ``custom`` queries can use them. Unset: not scraped."""
-    autoscaling: NotRequired[AutoscalingSpec]
-    """Autoscaling."""
+    url: NotRequired[str]
+    """An existing Prometheus that scrapes the API pods (they carry ``prometheus.io/*`` annotations), or an Amazon Managed Prometheus workspace URL (queried with SigV4 through KEDA's IAM role). Unset: modelplane installs kube-prometheus-stack when an API needs it."""
+    retention: NotRequired[str]
+    """How long the installed Prometheus keeps samples. It serves autoscaling, so they live on an emptyDir and go when its pod moves; use ``url`` for durable metrics."""
+    scrapers: NotRequired[list[NetworkPeerSpec]]
+    """Who scrapes the API pods' metrics ports, for their NetworkPolicies (e.g. ``[{namespace: observability}]``, or the ``cidr`` of a managed collector). Unset: the Prometheus modelplane installs, or the namespace of an in-cluster ``url`` (``http://<service>.<namespace>.svc:9090``); otherwise nobody."""
+
+
+class ChartSourceSpec(TypedDict):
+    """Where one add-on chart comes from."""
+
+    repository: NotRequired[str]
+    """A Helm repository (``https://mirror.example.com/charts``) or an OCI registry path (``oci://registry.example.com/charts``) holding the chart under its usual name. Unset: the chart's public repository."""
+    version: NotRequired[str]
+    """Chart version to install instead of modelplane's pin, for a mirror without it (the values modelplane sets must still apply). Unset: the pinned version."""
+
+
+class ClusterSpec(TypedDict):
+    """The cluster, with the keys of a stack file's ``modelplane:cluster``."""
+
+    name: Required[str]
+    """EKS cluster name (lower case, digits, hyphens; 2-40 characters); with ``existing``, the estate's name (and the EKS cluster's, if it is one). Required; changing it replaces a created cluster."""
+    kubernetes_version: NotRequired[str]
+    """Kubernetes minor version of the control plane (with ``existing``: the one it runs); charts are pinned and objects validated for it."""
+    vpc: NotRequired[VpcSpec]
+    """Network settings."""
+    endpoint: NotRequired[EndpointSpec]
+    """API server endpoint access."""
+    system_node_group: NotRequired[SystemNodeGroupSpec]
+    """The add-on node group."""
+    prometheus: NotRequired[PrometheusSpec]
+    """Where request metrics live for autoscaling."""
+    log_types: NotRequired[list[str]]
+    """Control-plane log types sent to CloudWatch."""
+    deletion_protection: NotRequired[bool]
+    """Refuse to delete the EKS cluster until this is turned off (turn on for production)."""
+    tags: NotRequired[dict[str, str]]
+    """AWS tags put on every AWS resource of the estate."""
+    charts: NotRequired[dict[str, ChartSourceSpec]]
+    """Where the add-on charts come from, by chart name (``keda``, ``kube-prometheus-stack``, ``nvidia-device-plugin``, ``cluster-autoscaler``, ``aws-load-balancer-controller``, ``karpenter``): a mirror or an OCI registry for air-gapped estates. Unset: each chart's public repository at the pinned version."""

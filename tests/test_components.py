@@ -1038,7 +1038,7 @@ def test_model_api_used_directly_refuses_gpus_on_a_placement_without_them() -> N
 
     import pulumi
 
-    from modelplane import ApiConfig, ClusterContext, ModelApi, ModelApiArgs, NodeGroupConfig, Placement
+    from modelplane import ApiConfig, ClusterContext, ConfigError, ModelApi, ModelApiArgs, NodeGroupConfig, Placement
     from modelplane.offline import start_mock_engine
 
     start_mock_engine("direct", "us-east-1")
@@ -1046,9 +1046,14 @@ def test_model_api_used_directly_refuses_gpus_on_a_placement_without_them() -> N
         spec = ApiConfig.model_validate({"image": "ghcr.io/acme/x:1", "nodeGroup": "cpu",
                                          "readinessProbe": {"path": "/"}, "compute": {"gpu": 1}})
         cpu = Placement.for_group("cpu", NodeGroupConfig.model_validate({"instanceTypes": ["m6i.large"]}))
-        with pytest.raises(ValueError, match="asks for 1 GPU\\(s\\) per replica but its placement, node group "
-                                             "'cpu', has no GPUs"):
+        with pytest.raises(ConfigError, match="ModelApi 'x': spec.nodeGroup: API 'x' asks for 1 GPU\\(s\\) but node "
+                                              "group 'cpu' has no GPUs"):
             ModelApi("x", ModelApiArgs(spec=spec, placement=cpu, cluster=ClusterContext(name="c")))
+        # A placement without the group's config (a pool known only by its labels) is still refused.
+        bare = Placement(group="cpu", labels={"pool": "cpu"})
+        with pytest.raises(ConfigError, match="ModelApi 'x': spec.compute.gpu: asks for 1 GPU\\(s\\) per replica but "
+                                              "its placement, node group 'cpu', has no GPUs"):
+            ModelApi("x", ModelApiArgs(spec=spec, placement=bare, cluster=ClusterContext(name="c")))
     finally:
         gc.enable()
         pulumi.runtime.settings.reset_options()

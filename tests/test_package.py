@@ -74,6 +74,9 @@ def test_model_api_inputs_have_types_required_keys_and_docs(schema) -> None:
         "oidcProviderUrl": ("string", None),
         "prometheusUrl": ("string", None),
         "podMonitors": ("boolean", None),
+        "metricsScrapers": ("array", None),
+        "kedaRoleName": ("string", None),
+        "loadBalancerCidrs": ("array", None),
         "namespace": ("string", None),
         "labels": ("object", None),
         "tags": ("object", None),
@@ -100,6 +103,28 @@ def test_model_api_inputs_have_types_required_keys_and_docs(schema) -> None:
     assert (compute["cpu"]["type"], compute["gpu"]["type"]) == ("string", "integer")
     scaling = schema["types"]["modelplane:index:AutoscalingSpec"]["properties"]
     assert (scaling["maxUpscaleFactor"]["type"], scaling["minReplicas"]["type"]) == ("number", "integer")
+    assert scaling["custom"]["$ref"] == "#/types/modelplane:index:CustomMetricSpec"
+    # Every key of a stack file's API but its node group (the placement input): maps of specs, nested specs.
+    assert set(props) == {f.alias for k, f in ApiConfig.model_fields.items() if k != "node_group"}
+    assert props["sidecars"]["additionalProperties"]["$ref"] == "#/types/modelplane:index:SidecarSpec"
+    assert props["secrets"]["additionalProperties"]["type"] == "string"
+    assert {props[k]["$ref"].rsplit(":", 1)[1] for k in ("startupProbe", "proxy", "queue", "updateStrategy",
+                                                         "network", "expose", "canary", "shadow")} == {
+        "StartupProbeSpec", "ProxySpec", "QueueSpec", "UpdateStrategySpec", "NetworkSpec", "ExposeSpec",
+        "CanarySpec", "ShadowSpec"}
+    network = schema["types"]["modelplane:index:NetworkSpec"]["properties"]
+    assert network["egress"]["items"]["$ref"] == "#/types/modelplane:index:EgressRuleSpec"
+    assert schema["types"]["modelplane:index:EgressRuleSpec"]["properties"]["cidr"]["type"] == "string"
+    expose = schema["types"]["modelplane:index:ExposeSpec"]["properties"]
+    assert expose["allowFrom"]["items"]["type"] == "string"  # CIDR blocks
+    assert expose["certificate"]["$ref"] == "#/types/modelplane:index:CertificateSpec"
+    # A count or a percent: Any, which the config model checks.
+    strategy = schema["types"]["modelplane:index:UpdateStrategySpec"]["properties"]
+    assert strategy["maxSurge"]["$ref"] == strategy["maxUnavailable"]["$ref"] == "pulumi.json#/Any"
+    assert inputs["metricsScrapers"]["items"]["$ref"] == "#/types/modelplane:index:NetworkPeerSpec"
+    assert inputs["loadBalancerCidrs"]["items"]["type"] == "string"
+    placement = schema["types"]["modelplane:index:NodePlacement"]["properties"]
+    assert placement["instanceTypes"]["items"]["type"] == "string"
 
 
 def test_the_other_components_inputs_and_outputs(schema) -> None:
@@ -117,11 +142,39 @@ def test_the_other_components_inputs_and_outputs(schema) -> None:
     assert gpus["inputProperties"]["spec"]["$ref"] == "#/types/modelplane:index:NodeGroupSpec"
     assert gpus["properties"]["gpusPerNode"]["type"] == "integer"
     assert schema["types"]["modelplane:index:NodeGroupSpec"]["required"] == ["instanceTypes"]
+    cluster_spec = schema["types"]["modelplane:index:ClusterSpec"]["properties"]
+    assert {cluster_spec[k]["$ref"].rsplit(":", 1)[1] for k in ("vpc", "endpoint", "systemNodeGroup", "prometheus")} \
+        == {"VpcSpec", "EndpointSpec", "SystemNodeGroupSpec", "PrometheusSpec"}
+    assert cluster_spec["charts"]["additionalProperties"]["$ref"] == "#/types/modelplane:index:ChartSourceSpec"
+    assert "existing" not in cluster_spec and "capacityEngine" not in cluster_spec
     policy = resources["modelplane:index:AutoscalingPolicy"]
     assert policy["requiredInputs"] == ["namespace", "spec", "target"]
     assert policy["properties"]["hpaName"]["type"] == "string"
     # The packages its resource references come from, at the versions installed with modelplane.
     assert {d["name"] for d in schema["dependencies"]} == {"aws", "eks"}
+
+
+def _union_fields() -> set[str]:
+    """``<token>.<key>`` of each spec key whose config field is a union of plain types (int or str)."""
+    import types
+    import typing
+
+    found = set()
+    for name, (model, keys, _) in package.SPEC_TYPES.items():
+        for key in keys:
+            annotation = model.model_fields[key].annotation
+            if typing.get_origin(annotation) in (typing.Union, types.UnionType) and \
+                    len([a for a in typing.get_args(annotation) if a is not type(None)]) > 1:
+                found.add(f"modelplane:index:{name}.{model.model_fields[key].alias}")
+    return found
+
+
+ANY_TYPED = _union_fields()
+
+
+def test_any_is_only_where_a_count_or_a_percent_goes() -> None:
+    assert ANY_TYPED == {"modelplane:index:UpdateStrategySpec.maxSurge",
+                         "modelplane:index:UpdateStrategySpec.maxUnavailable"}
 
 
 def _properties(schema: dict[str, Any]):
@@ -140,8 +193,10 @@ def test_every_component_type_and_property_is_documented_and_typed(schema) -> No
     for where, prop in _properties(schema):
         assert prop.get("description"), f"{where} has no description"
         assert prop.get("type") or prop.get("$ref"), f"{where} has no type"
-        # pulumi.json#/Any is how an unannotated (Any) input would show: every input here has a real type.
-        assert prop.get("$ref") != "pulumi.json#/Any", f"{where} is untyped"
+        # pulumi.json#/Any is how an unannotated input would show: every input has a real type but the
+        # config fields that take a count or a percent, which no schema type can say.
+        if prop.get("$ref") == "pulumi.json#/Any":
+            assert where in ANY_TYPED, f"{where} is untyped"
         for nested in (prop.get("items"), prop.get("additionalProperties")):
             assert nested is None or nested.get("type") or nested.get("$ref"), f"{where} holds untyped values"
 
@@ -288,9 +343,38 @@ def test_a_bad_spec_is_reported_as_a_stack_file_would_be() -> None:
 
 
 def test_a_request_metric_needs_a_prometheus_url() -> None:
-    with pytest.raises(ConfigError, match=r"prometheusUrl: is required: spec scales on 'inFlight'"):
+    with pytest.raises(ConfigError, match=r"prometheusUrl: is required: the API scales on 'inFlight'"):
         package.ModelApi("ranker", {"cluster_name": "acme", "placement": {"group": "cpu"},
                                     "spec": {"image": "ghcr.io/acme/ranker:2.0", "readiness_probe": {"path": "/"}}})
+
+
+def test_the_api_rules_of_a_stack_file_apply_to_a_package_model_api() -> None:
+    """Relational rules (a canary needs expose), the pod fit and what the cluster lacks: one run, all of them."""
+    with pytest.raises(ConfigError) as caught:
+        package.ModelApi("big", {"cluster_name": "acme", "kubernetes_version": "1.33",
+                                 "placement": {"group": "cpu", "instance_types": ["m6i.large"]},
+                                 "spec": {"image": "ghcr.io/acme/big:1.0", "readiness_probe": {"path": "/"},
+                                          "model_uri": "s3://acme-models/big/",
+                                          "compute": {"cpu": "2", "mem": "1Gi"},
+                                          "canary": {"image": "ghcr.io/acme/big:1.1", "weight": 10},
+                                          "update_strategy": {"max_surge": 0, "max_unavailable": "0%"},
+                                          "autoscaling": {"metric": "cpu", "upscale_tolerance": 0.2}}})
+    message = str(caught.value)
+    assert message.startswith("modelplane:index:ModelApi 'big': 5 problem(s)"), message
+    for expected in ("spec.canary: ", "spec.updateStrategy: maxSurge and maxUnavailable cannot both be 0",
+                     "spec.autoscaling.upscaleTolerance: HPA tolerance is an alpha feature before Kubernetes 1.35",
+                     "spec.compute.cpu: API 'big' needs 2.1 CPU", "node of group 'cpu' (m6i.large) has 1.93 CPU",
+                     "oidcProviderArn: is required, with oidcProviderUrl: the API reads S3"):
+        assert expected in message, expected
+    with pytest.raises(ConfigError, match=r"region: is required: modelplane creates the API's queue in it"):
+        package.ModelApi("worker", {"cluster_name": "acme", "placement": {"group": "cpu"},
+                                    "oidc_provider_arn": "arn:aws:iam::1:oidc-provider/x", "oidc_provider_url": "x",
+                                    "spec": {"image": "ghcr.io/acme/w:1.0", "readiness_probe": {"path": "/"},
+                                             "queue": {}, "autoscaling": {"metric": "queue", "min_replicas": 0}}})
+    with pytest.raises(ConfigError, match=r"placement.instanceTypes: "):
+        package.ModelApi("x", {"cluster_name": "acme", "placement": {"group": "cpu", "instance_types": []},
+                               "spec": {"image": "ghcr.io/acme/x:1.0", "readiness_probe": {"path": "/"},
+                                        "autoscaling": {"metric": "cpu"}}})
 
 
 def test_a_standalone_policy_refuses_a_metric_only_a_model_api_can_source() -> None:
@@ -382,3 +466,101 @@ def test_a_gpu_placement_tolerates_the_gpu_taint_once() -> None:
     with pytest.raises(ConfigError, match=r"x: placement.taints\[0\].effect: Input should be 'NoSchedule', 'PreferNoSchedule' or "
                                           r"'NoExecute'"):
         package._placement({"group": "gpu", "taints": [{"key": "team", "effect": "Never"}]}, "x")
+
+
+# ------------------------------------------------------------------ every API a stack file can declare
+
+def _declared_apis() -> dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """(API, its node group, the cluster) of every API in the stack files and in the field-coverage variations.
+
+    The variations set each config field of an API to a distinctive value, so together they are
+    every key a stack file's API can have; an API the same as another is kept once.
+    """
+    from conftest import PROJECT, StackConfigs
+    from test_field_coverage import BASES, VARIATIONS
+
+    configs = StackConfigs(PROJECT)
+    docs = {stack: configs.load(stack) for stack in sorted(p.name.split(".")[1] for p in
+                                                          (PROJECT / "stacks").glob("Pulumi.*.yaml"))}
+    docs |= {f"base {b}": configs.edited("dev", *edits) for b, edits in BASES.items()}
+    docs |= {v: configs.edited("dev", *BASES[var.base], *var.edits) for v, var in VARIATIONS.items()
+             if v.startswith("apis.")}
+    found: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for where, doc in docs.items():
+        cluster = doc.get("modelplane:cluster", {})
+        for api_name, api in doc.get("modelplane:apis", {}).items():
+            group = doc["modelplane:nodeGroups"][api["nodeGroup"]]
+            key = json.dumps([api_name, api, group, cluster.get("kubernetesVersion"),
+                              cluster.get("prometheus", {}).get("scrapers")], sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                found[f"{where}:{api_name}"] = (api_name, api, group, cluster)
+    return found
+
+
+DECLARED_APIS = _declared_apis()
+
+
+def test_the_declared_apis_cover_every_api_key() -> None:
+    used: set[str] = set()
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{path}.{k}")
+        used.add(path)
+
+    for _, api, _, _ in DECLARED_APIS.values():
+        walk(api, "")
+    top = {f.alias for k, f in ApiConfig.model_fields.items()}
+    assert {p.split(".")[1] for p in used if p} >= top, top - {p.split(".")[1] for p in used if p}
+    assert len(DECLARED_APIS) > 50
+
+
+@pytest.mark.parametrize("where", sorted(DECLARED_APIS))
+def test_every_declared_api_builds_through_the_package_what_the_python_model_api_builds(provider, where) -> None:
+    """A YAML or TypeScript program that writes a stack file's API gets the objects a stack file gets."""
+    from modelplane import NodeGroupConfig
+    from modelplane.config import NetworkPeer
+
+    name, api, group, cluster = DECLARED_APIS[where]
+    gpu = bool(group.get("gpu", False))
+    taints = [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}] if gpu else []
+    taints += [{"effect": "NoSchedule", **t} for t in group.get("taints", [])]
+    version = cluster.get("kubernetesVersion", "1.33")
+    scrapers = cluster.get("prometheus", {}).get("scrapers", [])
+    context = {"clusterName": "acme", "kubernetesVersion": version, "region": "us-east-1",
+               "oidcProviderArn": "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/AB",
+               "oidcProviderUrl": "https://oidc.eks.us-east-1.amazonaws.com/id/AB",
+               "prometheusUrl": "http://prometheus-operated.monitoring.svc:9090", "podMonitors": True,
+               "kedaRoleName": "acme-keda", "loadBalancerCidrs": ["10.0.0.0/16"], "metricsScrapers": scrapers}
+    spec = {k: v for k, v in api.items() if k != "nodeGroup"}
+    inputs = _as_engine_sends({**context, "kubeconfig": KUBECONFIG, "spec": spec, "placement": {
+        "group": api["nodeGroup"], "gpu": gpu, "taints": group.get("taints", []),
+        "instanceTypes": group["instanceTypes"]}})
+
+    def through_the_package() -> None:
+        result = provider.construct(name, "modelplane:index:ModelApi", inputs, None)
+        pulumi.export("url", result.state["url"])
+        pulumi.export("external", result.state.get("externalUrl"))
+
+    def python() -> None:
+        pool = NodeGroupConfig.model_validate({"instanceTypes": group["instanceTypes"], "gpu": gpu})
+        placement = Placement(group=api["nodeGroup"], labels={"modelplane.io/node-group": api["nodeGroup"]},
+                              taints=tuple(dict.fromkeys(Taint(t["key"], t.get("value", ""), t["effect"])
+                                                         for t in taints)), gpu=gpu, spec=pool)
+        k8s_provider = kubernetes_provider(f"{name}-k8s", pulumi.Output.secret(KUBECONFIG), pulumi.ResourceOptions())
+        model_api = PyModelApi(name, ModelApiArgs(spec=ApiConfig.model_validate(api), placement=placement,
+                                                  cluster=ClusterContext(
+            name="acme", kubernetes_version=version, provider=k8s_provider, region="us-east-1",
+            oidc_provider_arn=context["oidcProviderArn"], oidc_provider_url=context["oidcProviderUrl"],
+            prometheus_url=context["prometheusUrl"], pod_monitors=True, keda_role_name="acme-keda",
+            load_balancer_cidrs=["10.0.0.0/16"], metrics_scrapers=[NetworkPeer.model_validate(p) for p in scrapers])))
+        pulumi.export("url", model_api.url)
+        pulumi.export("external", model_api.external_url)
+
+    packaged, direct = run_program(through_the_package), run_program(python)
+    assert _tree(packaged, drop_root="modelplane:index:ModelApi") == _tree(direct)
+    assert packaged.outputs == direct.outputs
+    assert packaged.by_type("kubernetes:apps/v1:Deployment")

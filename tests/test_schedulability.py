@@ -230,7 +230,7 @@ def test_model_api_used_directly_refuses_a_pod_bigger_than_its_nodes() -> None:
 
     import pulumi
 
-    from modelplane import ApiConfig, ClusterContext, ModelApi, ModelApiArgs, NodeGroupConfig, Placement
+    from modelplane import ApiConfig, ClusterContext, ConfigError, ModelApi, ModelApiArgs, NodeGroupConfig, Placement
     from modelplane.offline import start_mock_engine
 
     start_mock_engine("direct", "us-east-1")
@@ -241,7 +241,7 @@ def test_model_api_used_directly_refuses_a_pod_bigger_than_its_nodes() -> None:
                                          "autoscaling": {"metric": "cpu"}})
         ModelApi("fits", ModelApiArgs(spec=fits, placement=pool, cluster=ClusterContext(name="c")))
         big = fits.model_copy(update={"compute": fits.compute.model_copy(update={"cpu": "2"})})
-        with pytest.raises(ValueError, match=r"ModelApi 'big': API 'big' needs 2.1 CPU, 128Mi memory per pod .* one "
+        with pytest.raises(ConfigError, match=r"ModelApi 'big': spec.compute.cpu: API 'big' needs 2.1 CPU, 128Mi memory per pod .* one "
                                              r"node of group 'cpu' \(m6i.large\) has 1.93 CPU"):
             ModelApi("big", ModelApiArgs(spec=big, placement=pool, cluster=ClusterContext(name="c")))
     finally:

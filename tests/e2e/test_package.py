@@ -89,7 +89,8 @@ def program() -> dict[str, Any]:
                 "clusterName": "local",
                 "kubernetesVersion": "${kubernetesVersion}",
                 "kubeconfig": "${kubeconfig}",
-                "placement": {"group": "cpu"},
+                # The local stack's cpu pool, with its instance type: the replicas are checked to fit it.
+                "placement": {"group": "cpu", "instanceTypes": ["m6i.xlarge"]},
                 "spec": {
                     "image": "nginxinc/nginx-unprivileged:1.27.4-alpine",
                     "readinessProbe": {"path": "/"},
@@ -97,6 +98,9 @@ def program() -> dict[str, Any]:
                     "maxConcurrency": 2,
                     "env": {"MODEL_NAME": "ranker-small"},
                     "autoscaling": {"metric": "cpu", "minReplicas": 2, "maxReplicas": 3},
+                    # A percent and a count through the schema's Any, and a list of nested specs.
+                    "updateStrategy": {"maxSurge": "50%", "maxUnavailable": 0},
+                    "network": {"allowFrom": [{"namespace": "web", "podLabels": {"app": "cart"}}]},
                 },
             },
         }},
@@ -169,6 +173,12 @@ def test_a_yaml_program_adds_a_model_api_through_the_package(yaml_project: YamlP
     assert pod["nodeSelector"] == {"modelplane.io/node-group": "cpu"}
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
     assert env["MODEL_NAME"] == "ranker-small" and env["MODELPLANE_MAX_CONCURRENCY"] == "2"
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "50%", "maxUnavailable": 0}
+    policy = kube.get("networkpolicy", f"{API}-netpol", API) or kube.get("networkpolicy", API, API)
+    assert policy is not None
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "web"}},
+            "podSelector": {"matchLabels": {"app": "cart"}}} in [
+        peer for rule in policy["spec"]["ingress"] for peer in rule.get("from", [])], policy["spec"]["ingress"]
     hpa = kube.get("hpa", f"{API}-autoscaling", API) or kube.get("hpa", API, API)
     assert hpa is not None and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 3)
     namespace = kube.get("namespace", API)
@@ -190,13 +200,24 @@ def test_a_bad_spec_fails_the_preview_with_the_stack_files_message(yaml_project:
     """A value the schema's types allow but the config model refuses: the same sentence as for a stack file."""
     document = yaml.safe_load((yaml_project.dir / "Pulumi.yaml").read_text())
     spec = document["resources"][API]["properties"]["spec"]
+    good = yaml.safe_dump(document, sort_keys=False)
     spec["port"] = 80
     (yaml_project.dir / "Pulumi.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     try:
         done = yaml_project.run("preview", check=False)
-    finally:
+        # Valid alone, refused together (a stack file's cross-key rule), and a pod too big for the pool.
         del spec["port"]
+        spec["canary"] = {"image": "nginxinc/nginx-unprivileged:1.27.5-alpine", "weight": 10}
+        spec["compute"] = {"cpu": "8", "mem": "256Mi"}
         (yaml_project.dir / "Pulumi.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
+        related = yaml_project.run("preview", check=False)
+    finally:
+        (yaml_project.dir / "Pulumi.yaml").write_text(good)
     assert done.returncode != 0
     assert (f"modelplane:index:ModelApi '{API}': spec.port: Input should be greater than or equal to 1024; got 80"
             in done.stdout + done.stderr), done.stdout + done.stderr
+    assert related.returncode != 0
+    said = related.stdout + related.stderr
+    assert f"modelplane:index:ModelApi '{API}': 2 problem(s)" in said, said
+    assert f"modelplane:index:ModelApi '{API}': spec.canary: splits the load balancer's traffic by weight" in said
+    assert f"modelplane:index:ModelApi '{API}': spec.compute.cpu: API '{API}' needs 8.1 CPU" in said
