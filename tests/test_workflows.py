@@ -120,6 +120,19 @@ def test_merges_deploy_dev_then_prod_behind_its_environment() -> None:
     assert workflow["concurrency"]["cancel-in-progress"] is False
 
 
+def test_the_jobs_that_run_pulumi_build_the_virtualenvs_pulumi_runs_in() -> None:
+    """The program and the policy pack run in the virtualenvs their Pulumi files name, or not at all."""
+    import re
+
+    program = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["runtime"]["options"]["virtualenv"]
+    pack = yaml.safe_load((ROOT / "policies" / "PulumiPolicy.yaml").read_text())["runtime"]["options"]["virtualenv"]
+    jobs = [load("preview.yml")["jobs"]["preview"], *load("deploy.yml")["jobs"].values()]
+    for job in jobs:
+        assert steps_using(job, "pulumi/actions"), job["name"]
+        made = {m for step in job["steps"] for m in re.findall(r"python -m venv (\S+)", step.get("run", ""))}
+        assert made == {program, f"policies/{pack}"}, (job["name"], made)
+
+
 def test_the_preview_matrix_is_the_stacks_ci_can_reach() -> None:
     done = subprocess.run([sys.executable, str(ROOT / ".github" / "scripts" / "preview_stacks.py")], cwd=ROOT,
                           capture_output=True, text=True, check=True)
