@@ -104,6 +104,21 @@ def test_the_diff_needs_no_secret_and_is_one_updated_comment() -> None:
     assert "modelplane diff --stack" in json.dumps(diff)
     assert comment["on"] == {"workflow_run": {"workflows": ["preview"], "types": ["completed"]}}
     assert "updateComment" in script and "createComment" in script and "<!-- modelplane-diff -->" in script
+    # The artifact comes from a run a fork controls: its pull request number is checked against the diffed commit.
+    assert "pull.head.sha !== context.payload.workflow_run.head_sha" in script
+    assert script.index("pulls.get") < script.index("listComments")
+
+
+def test_the_comment_script_is_javascript(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node on PATH to parse the github-script step with")
+    script = steps_using(load("diff-comment.yml")["jobs"]["comment"], "actions/github-script")[0]["with"]["script"]
+    # github-script runs the text as the body of an async function.
+    for name, text in (("script.js", script), ("broken.js", script.replace("});", "};", 1))):
+        (tmp_path / name).write_text(f"(async function (github, context) {{\n{text}\n}});\n")
+    assert subprocess.run([node, "--check", str(tmp_path / "script.js")], capture_output=True).returncode == 0
+    assert subprocess.run([node, "--check", str(tmp_path / "broken.js")], capture_output=True).returncode != 0
 
 
 def test_merges_deploy_dev_then_prod_behind_its_environment() -> None:
