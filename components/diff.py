@@ -370,7 +370,7 @@ def _capacity(diff: EstateDiff) -> list[str]:
     groups = sorted(set(_groups(diff.before)) | set(_groups(diff.after)))
     if not groups:
         return []
-    lines = ["### Capacity", "", "| node group | nodes (min-max) | GPUs at max | GPUs the APIs use at peak+surge |",
+    lines = ["### Capacity", "", "| node group | nodes (at rest-max) | GPUs at max | GPUs the APIs use at peak+surge |",
              "|---|---|---|---|"]
     for group in groups:
         old, new = _groups(diff.before).get(group), _groups(diff.after).get(group)
@@ -428,10 +428,11 @@ def _mermaid(diff: EstateDiff) -> list[str]:
     added = diff.apis(diff.after) - diff.apis(diff.before)
     lines = ["### Estate", "", "```mermaid", "flowchart LR",
              f'  cluster["{estate.cluster.name}<br>Kubernetes {estate.cluster.kubernetes_version}"]']
+    counts = costs.node_counts(estate)
     for name, group in estate.node_groups.items():
         gpu = f", {estate.gpus_per_node(name)} GPU/node" if group.gpu else ""
-        lines.append(f'  cluster --> g_{_id(name)}["{name}<br>{group.instance_types[0]} x{group.min_size}-'
-                     f'{group.max_size}{gpu}"]')
+        low, high = counts[name]  # as the capacity table counts them (a Karpenter pool has no minSize)
+        lines.append(f'  cluster --> g_{_id(name)}["{name}<br>{group.instance_types[0]} x{low}-{high}{gpu}"]')
     for name, api in estate.apis.items():
         lines.append(f'  g_{_id(api.node_group)} --> a_{_id(name)}(["{name}"])')
     for name in sorted(touched & set(estate.apis)):
