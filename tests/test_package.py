@@ -371,6 +371,14 @@ def test_the_api_rules_of_a_stack_file_apply_to_a_package_model_api() -> None:
                                     "oidc_provider_arn": "arn:aws:iam::1:oidc-provider/x", "oidc_provider_url": "x",
                                     "spec": {"image": "ghcr.io/acme/w:1.0", "readiness_probe": {"path": "/"},
                                              "queue": {}, "autoscaling": {"metric": "queue", "min_replicas": 0}}})
+    # The queue's name is the cluster's and the API's: too long for SQS is said of this API, not of "spec".
+    with pytest.raises(ConfigError, match=r"spec.queue: the queue modelplane creates would be named "
+                                          r"'acme-ml-platform-serving-cluster-eu-west-1-production-worker-for-documents"):
+        package.ModelApi("worker-for-documents", {
+            "cluster_name": "acme-ml-platform-serving-cluster-eu-west-1-production", "region": "eu-west-1",
+            "placement": {"group": "cpu"}, "oidc_provider_arn": "arn:aws:iam::1:oidc-provider/x",
+            "oidc_provider_url": "x", "spec": {"image": "ghcr.io/acme/w:1.0", "readiness_probe": {"path": "/"},
+                                             "queue": {}, "autoscaling": {"metric": "queue", "min_replicas": 0}}})
     with pytest.raises(ConfigError, match=r"placement.instanceTypes: "):
         package.ModelApi("x", {"cluster_name": "acme", "placement": {"group": "cpu", "instance_types": []},
                                "spec": {"image": "ghcr.io/acme/x:1.0", "readiness_probe": {"path": "/"},

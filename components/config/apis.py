@@ -316,7 +316,7 @@ def _check_api(name: str, api: ApiConfig, groups: dict[str, NodeGroupConfig], gr
     yield from _check_network(api, path)
     yield from _check_traffic(name, api, path)
     yield from _check_proxy(api, path)
-    yield from _check_autoscaling(api, path, cluster)
+    yield from _check_autoscaling(name, api, path, cluster)
     envs = [(path + ("env",), api.env)] + [(path + ("sidecars", n, "env"), c.env) for n, c in api.sidecars.items()]
     for where, env in envs:
         for key_name in env:

@@ -118,7 +118,7 @@ _METRIC_TARGETS = {
 }
 
 
-def _check_autoscaling(api: ApiConfig, path: tuple[str | int, ...],
+def _check_autoscaling(name: str, api: ApiConfig, path: tuple[str | int, ...],
                        cluster: ClusterConfig | None) -> Iterator[Issue]:
     scaling = api.autoscaling
     at = path + ("autoscaling",)
@@ -168,7 +168,7 @@ def _check_autoscaling(api: ApiConfig, path: tuple[str | int, ...],
                                                 f"does not enable alpha features; this cluster runs {version}. "
                                                 "Remove it or set cluster.kubernetesVersion to 1.35")
     if api.queue is not None and api.queue.url is None and cluster is not None:
-        queue_name = f"{cluster.name}-{path[-1]}"
+        queue_name = f"{cluster.name}-{name}"
         if len(queue_name) > 80:
             yield Issue(path + ("queue",), f"the queue modelplane creates would be named {queue_name!r}, "
                                            f"{len(queue_name)} characters; SQS allows 80: shorten the cluster or "
