@@ -1059,6 +1059,32 @@ def test_model_api_used_directly_refuses_gpus_on_a_placement_without_them() -> N
         pulumi.runtime.settings.reset_options()
 
 
+def test_model_api_used_directly_holds_its_spec_to_the_stack_files_api_rules() -> None:
+    """Cross-key rules and the cluster facts a spec needs: every problem, in one error, before anything registers."""
+    import gc
+
+    import pulumi
+
+    from modelplane import ApiConfig, ClusterContext, ConfigError, ModelApi, ModelApiArgs, Placement
+    from modelplane.offline import start_mock_engine
+
+    start_mock_engine("direct", "us-east-1")
+    try:
+        spec = ApiConfig.model_validate({"image": "ghcr.io/acme/x:1.0", "nodeGroup": "cpu",
+                                         "readinessProbe": {"path": "/"},
+                                         "canary": {"image": "ghcr.io/acme/x:1.1", "weight": 10}})
+        with pytest.raises(ConfigError) as caught:
+            ModelApi("x", ModelApiArgs(spec=spec, placement=Placement(group="cpu"), cluster=ClusterContext(name="c")))
+        assert [(issue.where(), issue.message.split(":")[0]) for issue in caught.value.issues] == [
+            ("spec.canary", "splits the load balancer's traffic by weight and needs expose; expose the API, or try "
+                            "the version as a shadow"),
+            ("cluster.prometheus_url", "is required")]
+        assert "the API scales on 'inFlight'" in str(caught.value)
+    finally:
+        gc.enable()
+        pulumi.runtime.settings.reset_options()
+
+
 def test_sidecar_probes_target_its_own_port(render, stack_configs, find) -> None:
     import kubernetes_validate
 
