@@ -132,7 +132,7 @@ class ModelApi(pulumi.ComponentResource):
         cluster = args.cluster
         issues = api_issues(name, args.spec, args.placement, cluster)
         if issues:
-            raise ConfigError(f"ModelApi {name!r}", issues)
+            raise ConfigError(f"ModelApi {name!r}", issues, "its spec and cluster context")
         if cluster.provider is not None:
             opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[cluster.provider]))
         super().__init__("modelplane:index:ModelApi", name, None, opts)

@@ -127,7 +127,7 @@ class ModelApi(pulumi.ComponentResource):
         # The Python component's rules, with the package's input names for what the cluster lacks.
         issues = _model_api.api_issues(name, spec, placement, cluster, context_key=lambda key: (to_camel(key),))
         if issues:
-            raise ConfigError(source, issues)
+            raise ConfigError(source, issues, "its inputs")
         super().__init__("modelplane:index:ModelApi", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster.provider = _provider(name, args.get("kubeconfig"), child)
@@ -170,7 +170,7 @@ class AutoscalingPolicy(pulumi.ComponentResource):
         if spec.metric not in (None, "cpu", "memory"):
             raise ConfigError(source, [Issue(("spec", "metric"), f"is {spec.metric!r}; a standalone "
                                               "AutoscalingPolicy scales on cpu or memory (a ModelApi scales on "
-                                              "the others, whose metric source it resolves)")])
+                                              "the others, whose metric source it resolves)")], "its inputs")
         super().__init__("modelplane:index:AutoscalingPolicy", name, None, opts)
         provider = _provider(name, args.get("kubeconfig"), pulumi.ResourceOptions(parent=self))
         policy = _autoscaling_policy.AutoscalingPolicy(name, _autoscaling_policy.AutoscalingPolicyArgs(
@@ -328,7 +328,7 @@ def _validated(model: type[BaseModel], value: dict[str, Any], source: str,
     issues: list[Any] = []
     valid = _validate(model, _whole_numbers(value), path, issues)  # type: ignore[arg-type]
     if issues:
-        raise ConfigError(source, issues)
+        raise ConfigError(source, issues, "its inputs")
     return valid
 
 

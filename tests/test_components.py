@@ -1079,6 +1079,7 @@ def test_model_api_used_directly_holds_its_spec_to_the_stack_files_api_rules() -
             ("spec.canary", "splits the load balancer's traffic by weight and needs expose; expose the API, or try "
                             "the version as a shadow"),
             ("cluster.prometheus_url", "is required")]
+        assert str(caught.value).startswith("ModelApi 'x': 2 problem(s) in its spec and cluster context:")
         assert "the API scales on 'inFlight'" in str(caught.value)
     finally:
         gc.enable()

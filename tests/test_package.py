@@ -360,7 +360,7 @@ def test_the_api_rules_of_a_stack_file_apply_to_a_package_model_api() -> None:
                                           "update_strategy": {"max_surge": 0, "max_unavailable": "0%"},
                                           "autoscaling": {"metric": "cpu", "upscale_tolerance": 0.2}}})
     message = str(caught.value)
-    assert message.startswith("modelplane:index:ModelApi 'big': 5 problem(s)"), message
+    assert message.startswith("modelplane:index:ModelApi 'big': 5 problem(s) in its inputs:"), message
     for expected in ("spec.canary: ", "spec.updateStrategy: maxSurge and maxUnavailable cannot both be 0",
                      "spec.autoscaling.upscaleTolerance: HPA tolerance is an alpha feature before Kubernetes 1.35",
                      "spec.compute.cpu: API 'big' needs 2.1 CPU", "node of group 'cpu' (m6i.large) has 1.93 CPU",
@@ -373,8 +373,8 @@ def test_the_api_rules_of_a_stack_file_apply_to_a_package_model_api() -> None:
                                              "queue": {}, "autoscaling": {"metric": "queue", "min_replicas": 0}}})
     # The queue's name is the cluster's and the API's: too long for SQS is said of this API, not of "spec".
     with pytest.raises(ConfigError, match=r"spec.queue: the queue modelplane creates would be named "
-                                          r"'acme-ml-platform-serving-cluster-eu-west-1-production-worker-for-documents"):
-        package.ModelApi("worker-for-documents", {
+                                          r"'acme-ml-platform-serving-cluster-eu-west-1-production-worker-for-scanned-documents', 82 characters"):
+        package.ModelApi("worker-for-scanned-documents", {
             "cluster_name": "acme-ml-platform-serving-cluster-eu-west-1-production", "region": "eu-west-1",
             "placement": {"group": "cpu"}, "oidc_provider_arn": "arn:aws:iam::1:oidc-provider/x",
             "oidc_provider_url": "x", "spec": {"image": "ghcr.io/acme/w:1.0", "readiness_probe": {"path": "/"},

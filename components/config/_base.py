@@ -121,13 +121,15 @@ def _shown_key(part: str | int) -> str:
 class ConfigError(Exception):
     """The stack file is invalid; carries every issue found, each with its key path."""
 
-    def __init__(self, source: str, issues: list[Issue]) -> None:
+    def __init__(self, source: str, issues: list[Issue], subject: str = "the estate config") -> None:
         self.source = source
         self.issues = issues
+        self.subject = subject
+        """What was checked: a stack file's estate config, or a component's inputs."""
         super().__init__(self.render())
 
     def render(self) -> str:
-        lines = [f"{self.source}: {len(self.issues)} problem(s) in the estate config:"]
+        lines = [f"{self.source}: {len(self.issues)} problem(s) in {self.subject}:"]
         lines += [f"  {self.source}: {issue.where() + ': ' if issue.path else ''}{issue.message}"
                   for issue in self.issues]
         return "\n".join(lines)
