@@ -114,10 +114,14 @@ class ModelApi(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelApiArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
         source = f"modelplane:index:ModelApi {name!r}"
-        placement = _placement(args["placement"], source)
-        spec = _validated(ApiConfig, {**stack_keys(args["spec"], ApiSpec), "nodeGroup": placement.group}, source)
-        scrapers = [_validated(NetworkPeer, stack_keys(peer, NetworkPeerSpec), source, ("metricsScrapers", i))
-                    for i, peer in enumerate(args.get("metrics_scrapers") or [])]
+        issues: list[Issue] = []  # every input's problems, then raised together
+        placement = _placement(args["placement"], issues)
+        spec = _validate(ApiConfig, _whole_numbers({**stack_keys(args["spec"], ApiSpec),
+                                                    "nodeGroup": args["placement"]["group"]}), ("spec",), issues)
+        scrapers = [_validate(NetworkPeer, _whole_numbers(stack_keys(peer, NetworkPeerSpec)), ("metricsScrapers", i),
+                              issues) for i, peer in enumerate(args.get("metrics_scrapers") or [])]
+        if issues:
+            raise ConfigError(source, issues, "its inputs")
         cluster = ClusterContext(
             name=args["cluster_name"], kubernetes_version=args.get("kubernetes_version"),
             region=args.get("region"), oidc_provider_arn=args.get("oidc_provider_arn"),
@@ -343,18 +347,21 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
-def _placement(args: NodePlacement, source: str) -> Placement:
-    """The placement the inputs describe; the taints validated as a stack file's node-group taints."""
-    taints = [_validated(TaintConfig, stack_keys(t, TaintSpec), source, ("placement", "taints", i))
+def _placement(args: NodePlacement, issues: list[Issue]) -> Placement:
+    """The placement the inputs describe, its taints and instance types validated as a stack file's node group's.
+
+    Their problems are added to ``issues``.
+    """
+    taints = [_validate(TaintConfig, stack_keys(t, TaintSpec), ("placement", "taints", i), issues)
               for i, t in enumerate(args.get("taints") or [])]
     gpu = bool(args.get("gpu", False))
     labels = dict(args.get("labels") or {})
     gpu_taint = [Taint(GPU_RESOURCE, "true", "NoSchedule")] if gpu else []
     # A GPU pool's taint listed in ``taints`` as well is still one toleration.
-    all_taints = dict.fromkeys(gpu_taint + [Taint(t.key, t.value, t.effect) for t in taints])
+    all_taints = dict.fromkeys(gpu_taint + [Taint(t.key, t.value, t.effect) for t in taints if t is not None])
     # With its instance types, the pool is described as a stack file describes an existing cluster's pool.
-    pool = None if args.get("instance_types") is None else _validated(
-        NodeGroupConfig, {"instanceTypes": args["instance_types"], "gpu": gpu}, source, ("placement",))
+    pool = None if args.get("instance_types") is None else _validate(
+        NodeGroupConfig, {"instanceTypes": args["instance_types"], "gpu": gpu}, ("placement",), issues)
     return Placement(group=args["group"], labels=labels or {NODE_GROUP_LABEL: args["group"]},
                      taints=tuple(all_taints), gpu=gpu, selector=labels or None, spec=pool)
 

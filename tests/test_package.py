@@ -465,15 +465,26 @@ def test_a_package_cluster_and_gpu_group_build_what_the_python_ones_build() -> N
 
 
 def test_a_gpu_placement_tolerates_the_gpu_taint_once() -> None:
+    issues: list[Any] = []
     placement = package._placement({"group": "gpu", "gpu": True, "taints": [
-        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}, {"key": "team", "value": "ml"}]}, "x")
+        {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}, {"key": "team", "value": "ml"}]}, issues)
+    assert issues == []
     assert placement.tolerations() == [
         {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"},
         {"key": "team", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}]
     assert placement.node_selector() == {"modelplane.io/node-group": "gpu"}
-    with pytest.raises(ConfigError, match=r"x: placement.taints\[0\].effect: Input should be 'NoSchedule', 'PreferNoSchedule' or "
-                                          r"'NoExecute'"):
-        package._placement({"group": "gpu", "taints": [{"key": "team", "effect": "Never"}]}, "x")
+
+
+def test_every_problem_of_the_inputs_is_in_one_error() -> None:
+    """A placement's bad taint, a spec's bad port and a bad scraper: one error with all three."""
+    with pytest.raises(ConfigError) as caught:
+        package.ModelApi("x", {"cluster_name": "acme", "placement": {"group": "gpu", "taints": [
+            {"key": "team", "effect": "Never"}]}, "metrics_scrapers": [{"namespace": "Bad_Name"}],
+            "spec": {"image": "ghcr.io/acme/x:1.0", "readiness_probe": {"path": "/"}, "port": 80}})
+    assert [issue.where() for issue in caught.value.issues] == [
+        "placement.taints[0].effect", "spec.port", "metricsScrapers[0].namespace"]
+    assert str(caught.value).startswith("modelplane:index:ModelApi 'x': 3 problem(s) in its inputs:")
+    assert "Input should be 'NoSchedule', 'PreferNoSchedule' or 'NoExecute'" in str(caught.value)
 
 
 # ------------------------------------------------------------------ every API a stack file can declare
