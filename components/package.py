@@ -116,10 +116,10 @@ class ModelApi(pulumi.ComponentResource):
         source = f"modelplane:index:ModelApi {name!r}"
         issues: list[Issue] = []  # every input's problems, then raised together
         placement = _placement(args["placement"], issues)
-        spec = _validate(ApiConfig, _whole_numbers({**stack_keys(args["spec"], ApiSpec),
-                                                    "nodeGroup": args["placement"]["group"]}), ("spec",), issues)
-        scrapers = [_validate(NetworkPeer, _whole_numbers(stack_keys(peer, NetworkPeerSpec)), ("metricsScrapers", i),
-                              issues) for i, peer in enumerate(args.get("metrics_scrapers") or [])]
+        spec = _checked(ApiConfig, {**stack_keys(args["spec"], ApiSpec), "nodeGroup": args["placement"]["group"]},
+                        ("spec",), issues)
+        scrapers = [_checked(NetworkPeer, stack_keys(peer, NetworkPeerSpec), ("metricsScrapers", i), issues)
+                    for i, peer in enumerate(args.get("metrics_scrapers") or [])]
         if issues:
             raise ConfigError(source, issues, "its inputs")
         cluster = ClusterContext(
@@ -329,11 +329,16 @@ def stack_keys(value: Any, spec_type: Any) -> Any:
 def _validated(model: type[BaseModel], value: dict[str, Any], source: str,
                path: tuple[Any, ...] = ("spec",)) -> Any:
     """``value`` validated by ``model``, the stack file's model; its issues (under ``path``) raised together."""
-    issues: list[Any] = []
-    valid = _validate(model, _whole_numbers(value), path, issues)  # type: ignore[arg-type]
+    issues: list[Issue] = []
+    valid = _checked(model, value, path, issues)
     if issues:
         raise ConfigError(source, issues, "its inputs")
     return valid
+
+
+def _checked(model: type[BaseModel], value: dict[str, Any], path: tuple[Any, ...], issues: list[Issue]) -> Any:
+    """``value`` validated by ``model`` as the engine sent it (None if invalid); its problems added to ``issues``."""
+    return _validate(model, _whole_numbers(value), path, issues)  # type: ignore[arg-type]
 
 
 def _whole_numbers(value: Any) -> Any:
@@ -352,7 +357,7 @@ def _placement(args: NodePlacement, issues: list[Issue]) -> Placement:
 
     Their problems are added to ``issues``.
     """
-    taints = [_validate(TaintConfig, stack_keys(t, TaintSpec), ("placement", "taints", i), issues)
+    taints = [_checked(TaintConfig, stack_keys(t, TaintSpec), ("placement", "taints", i), issues)
               for i, t in enumerate(args.get("taints") or [])]
     gpu = bool(args.get("gpu", False))
     labels = dict(args.get("labels") or {})
@@ -360,7 +365,7 @@ def _placement(args: NodePlacement, issues: list[Issue]) -> Placement:
     # A GPU pool's taint listed in ``taints`` as well is still one toleration.
     all_taints = dict.fromkeys(gpu_taint + [Taint(t.key, t.value, t.effect) for t in taints if t is not None])
     # With its instance types, the pool is described as a stack file describes an existing cluster's pool.
-    pool = None if args.get("instance_types") is None else _validate(
+    pool = None if args.get("instance_types") is None else _checked(
         NodeGroupConfig, {"instanceTypes": args["instance_types"], "gpu": gpu}, ("placement",), issues)
     return Placement(group=args["group"], labels=labels or {NODE_GROUP_LABEL: args["group"]},
                      taints=tuple(all_taints), gpu=gpu, selector=labels or None, spec=pool)

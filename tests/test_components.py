@@ -1034,56 +1034,38 @@ def test_a_secret_cannot_shadow_a_directory_modelplane_mounts(stack_configs) -> 
 
 def test_model_api_used_directly_refuses_gpus_on_a_placement_without_them() -> None:
     # A stack file gets this as a config error; a ModelApi built in someone's own program gets it here.
-    import gc
-
-    import pulumi
-
+    # No engine: the refusal comes before the component registers anything.
     from modelplane import ApiConfig, ClusterContext, ConfigError, ModelApi, ModelApiArgs, NodeGroupConfig, Placement
-    from modelplane.offline import start_mock_engine
 
-    start_mock_engine("direct", "us-east-1")
-    try:
-        spec = ApiConfig.model_validate({"image": "ghcr.io/acme/x:1", "nodeGroup": "cpu",
-                                         "readinessProbe": {"path": "/"}, "compute": {"gpu": 1}})
-        cpu = Placement.for_group("cpu", NodeGroupConfig.model_validate({"instanceTypes": ["m6i.large"]}))
-        with pytest.raises(ConfigError, match="ModelApi 'x': spec.nodeGroup: API 'x' asks for 1 GPU\\(s\\) but node "
-                                              "group 'cpu' has no GPUs"):
-            ModelApi("x", ModelApiArgs(spec=spec, placement=cpu, cluster=ClusterContext(name="c")))
-        # A placement without the group's config (a pool known only by its labels) is still refused.
-        bare = Placement(group="cpu", labels={"pool": "cpu"})
-        with pytest.raises(ConfigError, match="ModelApi 'x': spec.compute.gpu: asks for 1 GPU\\(s\\) per replica but "
-                                              "its placement, node group 'cpu', has no GPUs"):
-            ModelApi("x", ModelApiArgs(spec=spec, placement=bare, cluster=ClusterContext(name="c")))
-    finally:
-        gc.enable()
-        pulumi.runtime.settings.reset_options()
+    spec = ApiConfig.model_validate({"image": "ghcr.io/acme/x:1", "nodeGroup": "cpu",
+                                     "readinessProbe": {"path": "/"}, "compute": {"gpu": 1}})
+    cpu = Placement.for_group("cpu", NodeGroupConfig.model_validate({"instanceTypes": ["m6i.large"]}))
+    with pytest.raises(ConfigError, match="ModelApi 'x': spec.nodeGroup: API 'x' asks for 1 GPU\\(s\\) but node "
+                                          "group 'cpu' has no GPUs"):
+        ModelApi("x", ModelApiArgs(spec=spec, placement=cpu, cluster=ClusterContext(name="c")))
+    # A placement without the group's config (a pool known only by its labels) is still refused.
+    bare = Placement(group="cpu", labels={"pool": "cpu"})
+    with pytest.raises(ConfigError, match="ModelApi 'x': spec.compute.gpu: asks for 1 GPU\\(s\\) per replica but "
+                                          "its placement, node group 'cpu', has no GPUs"):
+        ModelApi("x", ModelApiArgs(spec=spec, placement=bare, cluster=ClusterContext(name="c")))
 
 
 def test_model_api_used_directly_holds_its_spec_to_the_stack_files_api_rules() -> None:
     """Cross-key rules and the cluster facts a spec needs: every problem, in one error, before anything registers."""
-    import gc
-
-    import pulumi
-
+    # No engine: the refusal comes before the component registers anything.
     from modelplane import ApiConfig, ClusterContext, ConfigError, ModelApi, ModelApiArgs, Placement
-    from modelplane.offline import start_mock_engine
 
-    start_mock_engine("direct", "us-east-1")
-    try:
-        spec = ApiConfig.model_validate({"image": "ghcr.io/acme/x:1.0", "nodeGroup": "cpu",
-                                         "readinessProbe": {"path": "/"},
-                                         "canary": {"image": "ghcr.io/acme/x:1.1", "weight": 10}})
-        with pytest.raises(ConfigError) as caught:
-            ModelApi("x", ModelApiArgs(spec=spec, placement=Placement(group="cpu"), cluster=ClusterContext(name="c")))
-        assert [(issue.where(), issue.message.split(":")[0]) for issue in caught.value.issues] == [
-            ("spec.canary", "splits the load balancer's traffic by weight and needs expose; expose the API, or try "
-                            "the version as a shadow"),
-            ("cluster.prometheus_url", "is required")]
-        assert str(caught.value).startswith("ModelApi 'x': 2 problem(s) in its spec and cluster context:")
-        assert "the API scales on 'inFlight'" in str(caught.value)
-    finally:
-        gc.enable()
-        pulumi.runtime.settings.reset_options()
+    spec = ApiConfig.model_validate({"image": "ghcr.io/acme/x:1.0", "nodeGroup": "cpu",
+                                     "readinessProbe": {"path": "/"},
+                                     "canary": {"image": "ghcr.io/acme/x:1.1", "weight": 10}})
+    with pytest.raises(ConfigError) as caught:
+        ModelApi("x", ModelApiArgs(spec=spec, placement=Placement(group="cpu"), cluster=ClusterContext(name="c")))
+    assert [(issue.where(), issue.message.split(":")[0]) for issue in caught.value.issues] == [
+        ("spec.canary", "splits the load balancer's traffic by weight and needs expose; expose the API, or try "
+                        "the version as a shadow"),
+        ("cluster.prometheus_url", "is required")]
+    assert str(caught.value).startswith("ModelApi 'x': 2 problem(s) in its spec and cluster context:")
+    assert "the API scales on 'inFlight'" in str(caught.value)
 
 
 def test_sidecar_probes_target_its_own_port(render, stack_configs, find) -> None:
